@@ -1,0 +1,5 @@
+"""``python -m sockscope``."""
+
+from sockscope.cli.main import entry_point
+
+entry_point()

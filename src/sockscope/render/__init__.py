@@ -1,0 +1,1 @@
+"""Pure: model into text (netstat, BSD, ss, JSON, CSV). Golden-tested."""

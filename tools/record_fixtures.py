@@ -1,0 +1,75 @@
+"""Record the test fixtures: real kernel bytes and /proc text for the primer scenario.
+
+Run as root from the checkout: ``.venv/bin/python tools/record_fixtures.py``. It builds
+tests/helpers/scenario.py in a fresh network namespace, records the sock_diag replies
+(tests/fixtures/netlink/primer-tcp4.nlhex...) and /proc/net files
+(tests/fixtures/procfs/primer/net/...), and writes what sockscope decodes from them as
+the expected JSON next to each, to be reviewed by hand before committing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import scenario  # noqa: E402
+from tests.helpers.replay import RecordingSocket  # noqa: E402
+
+from sockscope.api import snapshot  # noqa: E402
+from sockscope.render.records import endpoint_record  # noqa: E402
+from sockscope.sources.netlink import open_diag_socket  # noqa: E402
+from sockscope.sources.netns import entered_netns  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def main() -> None:
+    ns = f"sockscope-rec-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    try:
+        sc = scenario.build(ns)
+        for proto in ("tcp", "udp"):
+            rec: RecordingSocket | None = None
+
+            def factory() -> RecordingSocket:
+                nonlocal rec
+                rec = RecordingSocket(open_diag_socket())
+                return rec
+
+            snap = snapshot(protocols=[proto], netns=ns, socket_factory=factory,
+                            tcp_info=proto == "tcp", memory=True)
+            assert rec is not None
+            name = f"primer-{proto}"
+            rec.dump(FIXTURES / "netlink" / f"{name}.nlhex",
+                     f"kernel {platform.release()}; tests/helpers/scenario.py in a fresh netns\n"
+                     f"request: SOCK_DIAG_BY_FAMILY {proto} v4 then v6, all states,"
+                     f" ext {'INFO|' if proto == 'tcp' else ''}SKMEMINFO\n"
+                     "recorded by tools/record_fixtures.py")
+            expected = [endpoint_record(e) for e in snap.endpoints]
+            (FIXTURES / "netlink" / f"{name}.expected.json").write_text(
+                json.dumps(expected, indent=1) + "\n")
+        procdir = FIXTURES / "procfs" / "primer" / "net"
+        procdir.mkdir(parents=True, exist_ok=True)
+        with entered_netns(ns):
+            for f in ("tcp", "tcp6", "udp", "udp6"):
+                text = Path(f"/proc/thread-self/net/{f}").read_text()
+                (procdir / f).write_text(text)
+        (procdir.parent / "README").write_text(
+            f"/proc/net files of tests/helpers/scenario.py, kernel {platform.release()},"
+            f" {sys.byteorder}-endian; recorded by tools/record_fixtures.py (pid {os.getpid()})\n")
+        sc.close()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+if __name__ == "__main__":
+    main()
