@@ -22,16 +22,15 @@ from sockscope.sources.netlink import (
 )
 from sockscope.sources.netns import entered_netns
 from sockscope.sources.procfs import ProcFS
+from sockscope.wire.dump import ChunkParser, ChunkResult, inet_chunk_parser, walk_chunk
 from sockscope.wire.inet_diag import (
     INET_DIAG_INFO,
     INET_DIAG_SKMEMINFO,
     build_inet_diag_req,
     ext_bit,
-    parse_inet_diag_msg,
 )
 from sockscope.wire.join import (
     AddressCache,
-    endpoint_from_inet_diag,
     endpoint_from_procnet,
     endpoint_from_procnet_unix,
     endpoint_from_unix_diag,
@@ -152,9 +151,7 @@ def _dump_netlink(
         for proto in query.protocols:
             if proto is Proto.UNIX:
                 req = build_unix_diag_req(mask)
-                out.extend(_dump_retrying(
-                    sock, req, lambda b, s, e: endpoint_from_unix_diag(
-                        parse_unix_diag_msg(b, s, e), netns), buf, warnings))
+                out.extend(_dump_retrying(sock, req, _unix_chunk_parser(netns), buf, warnings))
                 continue
             ext = 0
             if query.tcp_info and proto is Proto.TCP:
@@ -165,24 +162,24 @@ def _dump_netlink(
                 af = AF_INET if fam == 4 else AF_INET6
                 req = build_inet_diag_req(af, IPPROTO[proto], mask, ext=ext,
                                           bytecode=query.kernel.bytecode)
-                parse = _inet_parser(proto, cache, netns)
+                parse = inet_chunk_parser(proto, cache, netns, attrs=ext != 0)
                 out.extend(_dump_retrying(sock, req, parse, buf, warnings))
     finally:
         sock.close()
     return out
 
 
-def _inet_parser(
-    proto: Proto, cache: AddressCache, netns: str
-) -> Callable[[bytearray, int, int], Endpoint]:
+def _unix_chunk_parser(netns: str) -> ChunkParser:
     def parse(buf: bytearray, start: int, end: int) -> Endpoint:
-        return endpoint_from_inet_diag(parse_inet_diag_msg(buf, start, end), proto, cache, netns)
-    return parse
+        return endpoint_from_unix_diag(parse_unix_diag_msg(buf, start, end), netns)
+
+    def chunk(buf: bytearray, n: int, out: list[Endpoint]) -> ChunkResult:
+        return walk_chunk(buf, n, out, parse)
+    return chunk
 
 
 def _dump_retrying(
-    sock: DiagSocket, req: bytes, parse: Callable[[bytearray, int, int], Endpoint],
-    buf: bytearray, warnings: list[str],
+    sock: DiagSocket, req: bytes, parse: ChunkParser, buf: bytearray, warnings: list[str],
 ) -> list[Endpoint]:
     for _ in range(DUMP_RETRIES):
         try:

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from sockscope.api import snapshot
+from sockscope.model.endpoint import Endpoint
+from sockscope.model.states import Proto
 from sockscope.render.records import endpoint_record
 from sockscope.sources.netlink import read_dump
+from sockscope.wire.dump import ChunkParser, inet_chunk_parser
 from sockscope.wire.errors import ParseError
-from sockscope.wire.inet_diag import INET_DIAG_MSG, build_inet_diag_req, parse_inet_diag_msg
+from sockscope.wire.inet_diag import INET_DIAG_MSG, build_inet_diag_req
 from sockscope.wire.netlink import (
     NLM_F_DUMP_INTR,
     NLM_F_MULTI,
@@ -22,7 +25,6 @@ from sockscope.wire.netlink import (
     NetlinkError,
     build_nlmsg,
     build_rtattr,
-    parse_nlmsgs,
 )
 from tests.helpers.replay import ReplaySocket
 
@@ -75,46 +77,50 @@ def _done() -> bytes:
     return _msg(struct.pack("=i", 0), mtype=NLMSG_DONE)
 
 
-def test_unknown_attributes_are_skipped() -> None:
+def parser(attrs: bool) -> ChunkParser:
+    return inet_chunk_parser(Proto.TCP, {}, "", attrs=attrs)
+
+
+def parse_all(data: bytes, attrs: bool) -> list[Endpoint]:
+    out: list[Endpoint] = []
+    parser(attrs)(bytearray(data), len(data), out)
+    return out
+
+
+@pytest.mark.parametrize("attrs", [False, True])
+def test_unknown_attributes_are_skipped(attrs: bool) -> None:
     payload = _diag_payload(extra=build_rtattr(99, b"\x01\x02\x03") + build_rtattr(100, b""))
-    buf = bytearray(_msg(payload))
-    (m,) = list(parse_nlmsgs(buf, len(buf)))
-    rec = parse_inet_diag_msg(buf, m.payload_start, m.payload_end)
-    assert rec.idiag_sport == 23 and rec.idiag_wqueue == 5 and rec.info is None
+    (ep,) = parse_all(_msg(payload), attrs)
+    assert ep.local_port == 23 and ep.send_q == 5 and ep.tcp_info is None and ep.inode == 1234
 
 
-def test_truncated_message_is_a_parse_error() -> None:
+@pytest.mark.parametrize("attrs", [False, True])
+def test_truncated_message_is_a_parse_error(attrs: bool) -> None:
     good = _msg(_diag_payload())
-    with pytest.raises(ParseError):
-        list(parse_nlmsgs(good[:-10], len(good) - 10))
-    short = _msg(_diag_payload()[:40])
-    buf = bytearray(short)
-    (m,) = list(parse_nlmsgs(buf, len(buf)))
+    with pytest.raises(ParseError, match="truncated netlink message"):
+        parse_all(good[:-10], attrs)
     with pytest.raises(ParseError, match="truncated inet_diag_msg"):
-        parse_inet_diag_msg(buf, m.payload_start, m.payload_end)
+        parse_all(_msg(_diag_payload()[:40]), attrs)
 
 
 def test_truncated_attribute_is_a_parse_error() -> None:
     bad_attr = struct.pack("=HH", 40, 2) + b"\0" * 4  # claims 40 bytes, has 8
-    buf = bytearray(_msg(_diag_payload(extra=bad_attr)))
-    (m,) = list(parse_nlmsgs(buf, len(buf)))
     with pytest.raises(ParseError, match="attribute"):
-        parse_inet_diag_msg(buf, m.payload_start, m.payload_end)
+        parse_all(_msg(_diag_payload(extra=bad_attr)), attrs=True)
 
 
 def test_nlmsg_error_raises_with_errno() -> None:
     err = _msg(struct.pack("=i", -13) + bytes(16), mtype=NLMSG_ERROR)
-    sock = ReplaySocket([err])
     with pytest.raises(NetlinkError) as info:
-        read_dump(sock, build_inet_diag_req(2, 6, 0), parse_inet_diag_msg)
+        read_dump(ReplaySocket([err]), build_inet_diag_req(2, 6, 0), parser(False))
     assert info.value.errno == 13
 
 
 def test_dump_intr_is_reported_and_retried() -> None:
     chunk = _msg(_diag_payload(), flags=NLM_F_MULTI | NLM_F_DUMP_INTR) + _done()
     clean = _msg(_diag_payload(sport=24)) + _done()
-    rows, interrupted = read_dump(ReplaySocket([chunk]), b"", parse_inet_diag_msg)
-    assert interrupted and rows[0].idiag_sport == 23
+    rows, interrupted = read_dump(ReplaySocket([chunk]), b"", parser(False))
+    assert interrupted and rows[0].local_port == 23
     # snapshot() retries and keeps the consistent second dump, with no warning.
     sock = ReplaySocket([chunk, clean])
     snap = snapshot(protocols=["tcp"], families=[4], socket_factory=lambda: sock,
@@ -129,6 +135,14 @@ def test_dump_intr_is_reported_and_retried() -> None:
     assert any("NLM_F_DUMP_INTR" in w for w in snap.warnings)
 
 
+def test_fast_and_attribute_paths_agree_on_the_recording() -> None:
+    data = [bytes.fromhex(line) for line in (FIXTURES / "primer-tcp.nlhex").read_text().splitlines()
+            if line and not line.startswith(("#", ">"))]
+    for chunk in data:
+        fast, full = parse_all(chunk, False), parse_all(chunk, True)
+        assert [e._replace(tcp_info=None, drops=None, cgroup_id=None) for e in full] == fast
+
+
 def test_socket_closed_before_done_is_a_parse_error() -> None:
     with pytest.raises(ParseError, match="NLMSG_DONE"):
-        read_dump(ReplaySocket([_msg(_diag_payload())]), b"", parse_inet_diag_msg)
+        read_dump(ReplaySocket([_msg(_diag_payload())]), b"", parser(False))

@@ -31,7 +31,7 @@ examples:
 """
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     """Register ``list`` and its flags (netstat/ss spelling, bundleable: ``-tanp``)."""
     p = sub.add_parser("list", help="list endpoints (netstat/ss compatible)",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -42,7 +42,7 @@ class Notation:
 
     def port(self, port: int, proto: str) -> str:
         """The port, or its service name when names are on."""
-        if self.port_name and port:
+        if self.port_name is not None and port:
             name = self.port_name(port, proto)
             if name:
                 return name
@@ -52,7 +52,7 @@ class Notation:
         """The local end of ``ep``."""
         if ep.local_address is None:  # UNIX: path and inode, as ss shows them
             return f"{ep.path or '*'} {ep.local_port}"
-        return self._join(self.host(ep.local_address), self.port(ep.local_port, ep.proto))
+        return self.join(self.host(ep.local_address), self.port(ep.local_port, ep.proto))
 
     def remote(self, ep: Endpoint) -> str:
         """The remote end, or the wildcard that means "no peer yet" (``*.*``, ``0.0.0.0:*``)."""
@@ -64,9 +64,10 @@ class Notation:
             if ep.family == 4:
                 return "0.0.0.0:*"
             return "[::]:*" if ep.family == 6 else "*"
-        return self._join(self.host(ep.remote_address), self.port(ep.remote_port, ep.proto))
+        return self.join(self.host(ep.remote_address), self.port(ep.remote_port, ep.proto))
 
-    def _join(self, host: str, port: str) -> str:
+    def join(self, host: str, port: str) -> str:
+        """``host:port`` or, in BSD notation, ``host.port``."""
         return f"{host}.{port}" if self.bsd else f"{host}:{port}"
 
 

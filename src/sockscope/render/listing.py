@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sockscope.model.endpoint import Endpoint, Owner
 from sockscope.model.states import Proto, TcpState
 from sockscope.render.addresses import Notation
-from sockscope.render.table import Column, render_table
+from sockscope.render.table import Column, render_columns
 
 QUEUED_MARK = " (queued)"
 
@@ -98,51 +98,68 @@ def _rate(bits_per_s: int) -> str:
 
 def render_listing(endpoints: Sequence[Endpoint], style: ListingStyle) -> list[str]:
     """The listing's lines, header included when the style asks for it."""
-    if style.layout == "ss":
-        columns, rows = _ss_rows(endpoints, style)
+    layout = style.layout
+    if layout == "ss":
+        columns = [Column("Netid", 5), Column("State", 6), Column("Recv-Q", 6, right=True),
+                   Column("Send-Q", 6, right=True), Column("Local Address:Port", 18),
+                   Column("Peer Address:Port", 17)]
     else:
-        columns, rows = _netstat_rows(endpoints, style)
-    return render_table(columns, rows, header=style.header)
+        columns = [Column("Proto", 5), Column("Recv-Q", 6, right=True),
+                   Column("Send-Q", 6, right=True), Column("Local Address", 23),
+                   Column("Foreign Address", 23),
+                   Column("(state)" if layout == "bsd" else "State", 11)]
+    protos, states, recv_q, send_q, local, remote = _base_cells(endpoints, style)
+    cells = ([protos, states, recv_q, send_q, local, remote] if layout == "ss"
+             else [protos, recv_q, send_q, local, remote, states])
+    extras = _extra_columns(style)
+    if extras:
+        rows = [_extra_cells(ep, style) for ep in endpoints]
+        cells.extend([row[i] for row in rows] for i in range(len(extras)))
+        columns.extend(extras)
+    return render_columns(columns, cells, header=style.header)
 
 
-def _netstat_rows(
-    endpoints: Sequence[Endpoint], style: ListingStyle
-) -> tuple[list[Column], list[list[str]]]:
+def _base_cells(endpoints: Sequence[Endpoint], style: ListingStyle) -> tuple[list[str], ...]:
+    """The six base columns, built with per-listing caches.
+
+    The caches are keyed by object identity: addresses come from the decoder's shared
+    cache, and ``ipaddress``/``Enum`` hashing runs Python code, which at 60k rows would
+    cost more than all the rest of the rendering.
+    """
     layout, nt = style.layout, style.notation
-    columns = [Column("Proto", 5), Column("Recv-Q", 6, right=True),
-               Column("Send-Q", 6, right=True), Column("Local Address", 23),
-               Column("Foreign Address", 23),
-               Column("(state)" if layout == "bsd" else "State", 11)]
-    extras = _extra_columns(style)
-    columns.extend(extras)
-    local, remote = nt.local, nt.remote
-    rows = []
+    text: dict[int, str] = {}
+    labels: dict[tuple[int, int, int, bool], tuple[str, str]] = {}
+    protos, states, recv_q, send_q, local, remote = [], [], [], [], [], []
+    sep = "." if nt.bsd else ":"
+    numeric = nt.port_name is None
     for ep in endpoints:
-        row = [proto_label(ep, layout), str(ep.recv_q), str(ep.send_q), local(ep), remote(ep),
-               state_label(ep, layout)]
-        if extras:
-            row.extend(_extra_cells(ep, style))
-        rows.append(row)
-    return columns, rows
-
-
-def _ss_rows(
-    endpoints: Sequence[Endpoint], style: ListingStyle
-) -> tuple[list[Column], list[list[str]]]:
-    nt = style.notation
-    columns = [Column("Netid", 5), Column("State", 6), Column("Recv-Q", 6, right=True),
-               Column("Send-Q", 6, right=True), Column("Local Address:Port", 18),
-               Column("Peer Address:Port", 17)]
-    extras = _extra_columns(style)
-    columns.extend(extras)
-    rows = []
-    for ep in endpoints:
-        row = [proto_label(ep, "ss"), state_label(ep, "ss"), str(ep.recv_q), str(ep.send_q),
-               nt.local(ep), nt.remote(ep)]
-        if extras:
-            row.extend(_extra_cells(ep, style))
-        rows.append(row)
-    return columns, rows
+        key = (id(ep.proto), ep.family, int(ep.state), ep.inode == 0)
+        lab = labels.get(key)
+        if lab is None:
+            lab = labels[key] = (proto_label(ep, layout), state_label(ep, layout))
+        protos.append(lab[0])
+        states.append(lab[1])
+        recv_q.append(str(ep.recv_q))
+        send_q.append(str(ep.send_q))
+        la, ra = ep.local_address, ep.remote_address
+        if la is None or (ra is None and ep.remote_port is not None):
+            local.append(nt.local(ep))
+            remote.append(nt.remote(ep))
+            continue
+        lh = text.get(id(la))
+        if lh is None:
+            lh = text[id(la)] = nt.host(la)
+        local.append(f"{lh}{sep}{ep.local_port}" if numeric
+                     else nt.join(lh, nt.port(ep.local_port, ep.proto)))
+        if ra is None:
+            remote.append(nt.remote(ep))
+        else:
+            rh = text.get(id(ra))
+            if rh is None:
+                rh = text[id(ra)] = nt.host(ra)
+            remote.append(f"{rh}{sep}{ep.remote_port}" if numeric
+                          else nt.join(rh, nt.port(ep.remote_port, ep.proto)))  # type: ignore[arg-type]
+    return protos, states, recv_q, send_q, local, remote
 
 
 def _extra_columns(style: ListingStyle) -> list[Column]:

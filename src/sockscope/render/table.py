@@ -36,3 +36,18 @@ def render_table(columns: Sequence[Column], rows: Sequence[Sequence[str]],
     fmt_format = fmt.format
     out.extend(fmt_format(*row) for row in rows)
     return out
+
+
+def render_columns(columns: Sequence[Column], cells: Sequence[Sequence[str]],
+                   header: bool = True) -> list[str]:
+    """Like ``render_table``, but ``cells`` holds one list per column (faster at 60k rows)."""
+    widths = [max(c.min_width, len(c.header) if header else 0, max(map(len, col), default=0))
+              for c, col in zip(columns, cells, strict=True)]
+    fmt = " ".join(
+        ("{:>%d}" if c.right else "{:<%d}") % w for c, w in zip(columns, widths, strict=True)
+    )
+    if columns and not columns[-1].right:
+        fmt = fmt.rsplit("{", 1)[0] + "{}"
+    out = [fmt.format(*(c.header for c in columns)).rstrip()] if header else []
+    out.extend(map(fmt.format, *cells))
+    return out

@@ -9,22 +9,16 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Protocol
 
+from sockscope.model.endpoint import Endpoint
+from sockscope.wire.dump import ChunkParser
 from sockscope.wire.errors import ParseError
-from sockscope.wire.netlink import (
-    NLM_F_DUMP_INTR,
-    NLMSG_DONE,
-    NLMSG_ERROR,
-    NetlinkError,
-    parse_nlmsgerr,
-    parse_nlmsgs,
-)
+from sockscope.wire.netlink import NetlinkError
 
 NETLINK_SOCK_DIAG = 4
 RECV_BUFFER = 1 << 20
 RCVBUF_BYTES = 1 << 20
-T = TypeVar("T")
 
 
 class DiagSocket(Protocol):
@@ -43,10 +37,9 @@ def open_diag_socket() -> socket.socket:
 
 
 def read_dump(
-    sock: DiagSocket, request: bytes, parse: Callable[[bytearray, int, int], T],
-    buffer: bytearray | None = None,
-) -> tuple[list[T], bool]:
-    """Send one dump request and return ``parse(buf, start, end)`` of every reply.
+    sock: DiagSocket, request: bytes, parse_chunk: ChunkParser, buffer: bytearray | None = None,
+) -> tuple[list[Endpoint], bool]:
+    """Send one dump request; return every endpoint in the reply.
 
     The flag is True when the kernel set ``NLM_F_DUMP_INTR``: the table changed while it
     was dumped, so some sockets may be missing or doubled; the caller may dump again.
@@ -56,25 +49,19 @@ def read_dump(
         ParseError: a reply that does not follow the kernel's layout.
     """
     buf = buffer if buffer is not None else bytearray(RECV_BUFFER)
-    out: list[T] = []
-    append = out.append
+    out: list[Endpoint] = []
     sock.send(request)
     interrupted = False
     while True:
         n = sock.recv_into(buf)
         if n == 0:
             raise ParseError("netlink socket closed before NLMSG_DONE")
-        for msg in parse_nlmsgs(buf, n):
-            if msg.nlmsg_flags & NLM_F_DUMP_INTR:
-                interrupted = True
-            if msg.nlmsg_type == NLMSG_DONE:
-                return out, interrupted
-            if msg.nlmsg_type == NLMSG_ERROR:
-                code = parse_nlmsgerr(buf, msg)
-                if code:
-                    raise NetlinkError(code)
-                continue
-            append(parse(buf, msg.payload_start, msg.payload_end))
+        done, intr, err = parse_chunk(buf, n, out)
+        interrupted = interrupted or intr
+        if err:
+            raise NetlinkError(err)
+        if done:
+            return out, interrupted
 
 
 def netlink_available(factory: Callable[[], DiagSocket] = open_diag_socket) -> bool:

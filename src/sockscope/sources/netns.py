@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +33,10 @@ def resolve_netns(spec: str) -> Path:
 
 
 def _setns(fd: int) -> None:
+    # ctypes costs ~7 ms to import: only pay it when a namespace is entered (os.setns is 3.12+).
+    import ctypes  # noqa: PLC0415
+    import ctypes.util  # noqa: PLC0415
+
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()

@@ -7,8 +7,6 @@ followed by ``rtattr``/``nlattr`` attributes. Both are aligned to 4 bytes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 from sockscope.wire.errors import ParseError
 
@@ -40,17 +38,6 @@ def NLMSG_ALIGN(length: int) -> int:  # noqa: N802 - the kernel macro's name
     return (length + 3) & ~3
 
 
-@dataclass(frozen=True, slots=True)
-class NetlinkMessage:
-    """One framed message: its header fields and where its payload lies in the buffer."""
-
-    nlmsg_type: int
-    nlmsg_flags: int
-    nlmsg_seq: int
-    payload_start: int
-    payload_end: int
-
-
 class NetlinkError(Exception):
     """An ``NLMSG_ERROR`` reply with a non-zero errno."""
 
@@ -70,34 +57,6 @@ def build_rtattr(rta_type: int, data: bytes) -> bytes:
     """One attribute, padded to the netlink alignment."""
     length = RTATTR.size + len(data)
     return RTATTR.pack(length, rta_type) + data + b"\0" * (NLMSG_ALIGN(length) - length)
-
-
-def parse_nlmsgs(buf: bytes | bytearray | memoryview, end: int) -> Iterator[NetlinkMessage]:
-    """Walk the messages in ``buf[:end]``.
-
-    Raises:
-        ParseError: a header that claims more bytes than the buffer holds, or fewer than
-            a header.
-    """
-    off = 0
-    unpack = NLMSGHDR.unpack_from
-    hdr_size = NLMSGHDR.size
-    while off + hdr_size <= end:
-        length, mtype, flags, seq, _pid = unpack(buf, off)
-        if length < hdr_size or off + length > end:
-            raise ParseError(f"truncated netlink message at offset {off}: length {length}")
-        yield NetlinkMessage(mtype, flags, seq, off + hdr_size, off + length)
-        off += NLMSG_ALIGN(length)
-    if off < end and end - off >= 4:
-        raise ParseError(f"{end - off} trailing bytes after the last netlink message")
-
-
-def parse_nlmsgerr(buf: bytes | bytearray | memoryview, msg: NetlinkMessage) -> int:
-    """Return the positive errno carried by an ``NLMSG_ERROR`` (0 means an ACK)."""
-    if msg.payload_end - msg.payload_start < NLMSGERR_ERROR.size:
-        raise ParseError("truncated NLMSG_ERROR")
-    (error,) = NLMSGERR_ERROR.unpack_from(buf, msg.payload_start)
-    return -int(error)
 
 
 def parse_rtattrs(
