@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sockscope.model.endpoint import Endpoint, Snapshot
+from sockscope.model.listener import QUEUE_COUNTERS, Listener, NamespaceCounters, build_listeners
 from sockscope.model.states import ALL_STATES, Proto, TcpState, states_mask
 from sockscope.sources.netlink import (
     RECV_BUFFER,
@@ -211,3 +212,63 @@ def _read_procfs(query: Query, proc: ProcFS, netns: str) -> list[Endpoint]:
                 if ep.state in wanted:
                     out.append(ep)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class QueueReport:
+    """Every listener's queue, plus the namespace's listen counters, at one moment."""
+
+    snapshot: Snapshot
+    listeners: tuple[Listener, ...]
+    counters: NamespaceCounters
+    somaxconn: int | None
+
+
+QUEUE_STATES = frozenset({TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT,
+                          TcpState.SYN_RECV})
+
+
+def queue_report(
+    query: Query,
+    *,
+    socket_factory: Callable[[], DiagSocket] = open_diag_socket,
+    procfs: ProcFS | None = None,
+) -> QueueReport:
+    """Listeners with their accept queues, half-open handshakes and drops.
+
+    ``query`` gives the families, namespace, processes and any kernel filter; this adds
+    the states and attributes the queue needs (children, drops, tcp_info).
+    """
+    proc = procfs or ProcFS()
+    with entered_netns(query.netns):
+        somaxconn = proc.read_somaxconn()
+        raw = proc.read_counters()
+    counters = NamespaceCounters({k: raw.get(f"TcpExt.{k}", 0) for k in QUEUE_COUNTERS})
+    q = Query(protocols=(Proto.TCP,), families=query.families,
+              kernel=KernelFilter(states=query.kernel.states & QUEUE_STATES
+                                  if query.kernel.states != ALL_STATES else QUEUE_STATES,
+                                  bytecode=query.kernel.bytecode),
+              processes=query.processes, tcp_info=True, memory=True, netns=query.netns,
+              source=query.source)
+    snap = run_query(q, socket_factory=socket_factory, procfs=proc)
+    return QueueReport(snap, tuple(build_listeners(snap.endpoints, somaxconn)), counters, somaxconn)
+
+
+def listeners(
+    families: Iterable[int] = (4, 6),
+    *,
+    processes: bool = False,
+    netns: str | None = None,
+    source: str = "auto",
+) -> list[Listener]:
+    """Every TCP listener with its accept queue, backlog, half-open handshakes and drops.
+
+    Args:
+        families: 4 and/or 6.
+        processes: attach the owning processes of each listener (scans ``/proc/*/fd``).
+        netns: a namespace NAME, PID or PATH (needs root).
+        source: "netlink", "procfs" or "auto"; /proc has no backlog or drops.
+    """
+    query = Query(protocols=(Proto.TCP,), families=tuple(families), processes=processes,
+                  netns=netns, source=source)
+    return list(queue_report(query).listeners)

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sockscope.cli import list_cmd
+from sockscope.cli import list_cmd, queues_cmd
 from sockscope.cli.env import Env
 from sockscope.cli.parser import UsageError, new_parser
 from sockscope.cli.status import ExitStatus
@@ -21,6 +21,7 @@ Watch what TCP/IP does with the ports of this Linux server.
 
 commands:
   list      every endpoint, netstat/ss compatible (default)
+  queues    every listener's accept queue: waiting, backlog, half-open, drops
   help      help topics: 'sockscope help filters'
 
 examples:
@@ -28,7 +29,7 @@ examples:
   sockscope -tanp                  same flags without the subcommand
 """
 
-SUBCOMMANDS = ("list", "help")
+SUBCOMMANDS = ("list", "queues", "help")
 
 
 def build_parser(env: Env) -> argparse.ArgumentParser:
@@ -37,6 +38,7 @@ def build_parser(env: Env) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="sockscope 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     list_cmd.add_parser(sub)
+    queues_cmd.add_parser(sub)
     help_p = sub.add_parser("help", help="help topics (filters)")
     help_p.add_argument("topic", nargs="?", default="", help="filters")
     help_p.set_defaults(run=run_help)

@@ -55,6 +55,7 @@ class TcpInfo(NamedTuple):
     pacing_rate: int
     min_rtt_us: int
     last_data_recv_ms: int
+    last_ack_recv_ms: int
 
 
 class Endpoint(NamedTuple):

@@ -13,6 +13,7 @@ from sockscope.wire.procnet import (
     parse_proc_net_inet,
     parse_proc_net_unix,
 )
+from sockscope.wire.snmp import parse_snmp_counters
 
 
 class ProcFS:
@@ -37,6 +38,23 @@ class ProcFS:
     def read_unix(self) -> list[ProcNetUnix]:
         """``net/unix``."""
         return parse_proc_net_unix(self.read_text("net/unix"))
+
+    def read_somaxconn(self) -> int | None:
+        """``net.core.somaxconn`` of the reader's namespace (None if unreadable)."""
+        try:
+            return int(self.read_text("sys/net/core/somaxconn").strip())
+        except (OSError, ValueError):
+            return None
+
+    def read_counters(self) -> dict[str, int]:
+        """``/proc/net/netstat`` and ``/proc/net/snmp`` counters, ``{"TcpExt.X": n}``."""
+        counters: dict[str, int] = {}
+        for name in ("net/netstat", "net/snmp"):
+            try:
+                counters.update(parse_snmp_counters(self.read_text(name)))
+            except FileNotFoundError:
+                continue
+        return counters
 
     def read_owners(self) -> tuple[dict[int, list[Owner]], int]:
         """Scan every ``PID/fd`` once into ``{inode: [owners]}``.

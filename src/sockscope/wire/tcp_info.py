@@ -28,7 +28,7 @@ def parse_tcp_info(raw: bytes) -> TcpInfo:
     v = TCP_INFO.unpack_from(raw, 0)
     u32 = v[8:32]
     rto, _ato, snd_mss, _rcv_mss, unacked, _sacked, lost = u32[0:7]
-    last_data_recv = u32[11]
+    last_data_recv, last_ack_recv = u32[11], u32[12]
     rtt, rttvar, _ssth, snd_cwnd = u32[15], u32[16], u32[17], u32[18]
     total_retrans = u32[23]
     pacing_rate, _max_pacing, bytes_acked, bytes_received = v[32:36]
@@ -41,5 +41,5 @@ def parse_tcp_info(raw: bytes) -> TcpInfo:
         bytes_sent=bytes_sent, bytes_acked=bytes_acked, bytes_received=bytes_received,
         bytes_retrans=bytes_retrans, segs_out=segs_out, segs_in=segs_in,
         delivery_rate=delivery_rate, pacing_rate=pacing_rate, min_rtt_us=min_rtt,
-        last_data_recv_ms=last_data_recv,
+        last_data_recv_ms=last_data_recv, last_ack_recv_ms=last_ack_recv,
     )
