@@ -10,7 +10,7 @@ from sockscope.model.states import Proto, TcpState
 from sockscope.render.addresses import Notation
 from sockscope.render.table import Column, render_columns
 
-QUEUED_MARK = " (queued)"
+QUEUED_MARK = "(queued)"  # no blank: the state stays one field for awk
 
 
 @dataclass(slots=True)
