@@ -18,7 +18,9 @@ so programs can be checked without a kernel.
 from __future__ import annotations
 
 import itertools
+import operator
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # enum { INET_DIAG_BC_NOP, INET_DIAG_BC_JMP, ... } in include/uapi/linux/inet_diag.h
@@ -272,12 +274,11 @@ def audit_bytecode(program: bytes) -> None:
     """
     if len(program) < INET_DIAG_BC_OP.size:
         raise BytecodeError("program shorter than one op")
-    boundaries: set[int] = set()
+    chain = _yes_chain(program)
     off = 0
     while off < len(program):
         if off + 4 > len(program):
             raise BytecodeError(f"truncated op at {off}")
-        boundaries.add(off)
         code, yes, no = INET_DIAG_BC_OP.unpack_from(program, off)
         min_len = _min_len(program, off)
         remaining = len(program) - off
@@ -285,7 +286,7 @@ def audit_bytecode(program: bytes) -> None:
             raise BytecodeError(f"bad op {code} at {off}")
         if code != INET_DIAG_BC_NOP and (no < min_len or no > remaining + 4 or no & 3):
             raise BytecodeError(f"bad 'no' offset {no} at {off}")
-        if code != INET_DIAG_BC_NOP and no < remaining and off + no not in _yes_chain(program):
+        if code != INET_DIAG_BC_NOP and no < remaining and off + no not in chain:
             raise BytecodeError(f"'no' at {off} lands inside an op")
         if yes < min_len or yes > remaining + 4 or yes & 3:
             raise BytecodeError(f"bad 'yes' offset {yes} at {off}")
@@ -295,8 +296,9 @@ def audit_bytecode(program: bytes) -> None:
 
 
 def _yes_chain(program: bytes) -> set[int]:
+    """Offsets reachable from the start by ``yes`` steps (the kernel's ``valid_cc``)."""
     offs, off = set(), 0
-    while off < len(program):
+    while off + 1 < len(program):
         offs.add(off)
         yes = program[off + 1]
         if yes < 4 or yes & 3:
@@ -359,11 +361,11 @@ def run_bytecode(program: bytes, family: int, saddr: bytes, daddr: bytes,
     return remaining == 0
 
 
-_PORT_TESTS = {
-    INET_DIAG_BC_S_EQ: (True, lambda p, v: p == v),
-    INET_DIAG_BC_S_GE: (True, lambda p, v: p >= v),
-    INET_DIAG_BC_S_LE: (True, lambda p, v: p <= v),
-    INET_DIAG_BC_D_EQ: (False, lambda p, v: p == v),
-    INET_DIAG_BC_D_GE: (False, lambda p, v: p >= v),
-    INET_DIAG_BC_D_LE: (False, lambda p, v: p <= v),
+_PORT_TESTS: dict[int, tuple[bool, Callable[[int, int], bool]]] = {
+    INET_DIAG_BC_S_EQ: (True, operator.eq),
+    INET_DIAG_BC_S_GE: (True, operator.ge),
+    INET_DIAG_BC_S_LE: (True, operator.le),
+    INET_DIAG_BC_D_EQ: (False, operator.eq),
+    INET_DIAG_BC_D_GE: (False, operator.ge),
+    INET_DIAG_BC_D_LE: (False, operator.le),
 }

@@ -1,0 +1,273 @@
+"""Pure: the part of a filter the kernel can do for us.
+
+Every answer here is conservative: the kernel keeps a superset of what the filter
+matches, and the caller re-applies ``Filter.matches``. The tree is first put in
+negation normal form (``not`` only on atoms; ``port``/``addr`` split into their two
+ends), then projected three ways:
+
+- states, protocols and families: sets, intersected under ``and``, joined under ``or``;
+- ports, addresses and interfaces: an ``INET_DIAG_REQ_BYTECODE`` program. An atom the
+  kernel cannot test becomes "true" (the superset); under ``not`` an atom is pushed only
+  when the kernel's answer equals ours for every socket (``exact``).
+
+Where the kernel and this package differ: with no peer, the kernel sees remote port 0
+and address 0.0.0.0 or ::, where we see "absent" (never matching). An ``AF_INET6``
+prefix match also sees v4-mapped addresses, which we read as IPv4. Atoms whose answer
+could differ there are inexact and never pushed under ``not``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from sockscope.model.fields import FIELDS_BY_NAME
+from sockscope.model.filter.ast import And, Cmp, Item, Member, Node, Not, Or, Range, StateIn
+from sockscope.model.states import ALL_STATES, Proto, TcpState
+from sockscope.wire.bytecode import (
+    AF_INET,
+    AF_INET6,
+    BcAnd,
+    BcExpr,
+    BcNot,
+    BcOr,
+    BytecodeError,
+    DevCond,
+    HostCond,
+    PortCond,
+    build_bytecode,
+    build_reject_all,
+)
+
+PORT_MAX = 65535
+U32_MAX = 0xFFFFFFFF
+ALL_PROTOS = frozenset(Proto)
+ALL_FAMILIES = frozenset({0, 4, 6})
+INET_FAMILIES = frozenset({4, 6})
+_MAPPED = IPv6Network("::ffff:0:0/96")
+_ZERO4, _ZERO6 = IPv4Address(0), IPv6Address(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Pushdown:
+    """What to ask the kernel for; ``None`` means no restriction.
+
+    ``protocols`` and ``families`` say which dumps can hold a match (an empty set: none
+    can, make no dump); ``states`` goes into ``idiag_states``; ``bytecode`` is an
+    ``INET_DIAG_REQ_BYTECODE`` program for TCP and UDP dumps.
+    """
+
+    protocols: frozenset[Proto] | None
+    families: frozenset[int] | None
+    states: frozenset[TcpState] | None
+    bytecode: bytes | None
+
+
+def compute_pushdown(root: Node) -> Pushdown:
+    """The kernel-side part of the filter whose tree is ``root``."""
+    nnf = to_nnf(root)
+    protos, families = _dumps(nnf)
+    if 0 not in families:
+        protos -= {Proto.UNIX}
+    if not families & INET_FAMILIES:
+        protos -= {Proto.TCP, Proto.UDP}
+    inet = families & INET_FAMILIES
+    states = _states(nnf)
+    return Pushdown(
+        protocols=None if protos == ALL_PROTOS else protos,
+        families=None if inet == INET_FAMILIES else inet,
+        states=None if states >= ALL_STATES else states,
+        bytecode=_program(nnf),
+    )
+
+
+def to_nnf(node: Node, negate: bool = False) -> Node:
+    """``node`` with ``not`` pushed down to atoms and ``port``/``addr`` split in two."""
+    if isinstance(node, Not):
+        return to_nnf(node.item, not negate)
+    if isinstance(node, And | Or):
+        items = tuple(to_nnf(item, negate) for item in node.items)
+        return (Or if isinstance(node, And) == negate else And)(items)
+    if isinstance(node, StateIn):
+        return StateIn(ALL_STATES - node.states) if negate else node
+    if isinstance(node, Cmp | Member):
+        either = FIELDS_BY_NAME[node.field].either
+        if either:
+            halves = tuple(_with_field(node, name) for name in either)
+            return to_nnf(Or(halves), negate)
+    return Not(node) if negate else node
+
+
+def _with_field(node: Cmp | Member, name: str) -> Node:
+    if isinstance(node, Cmp):
+        return Cmp(name, node.op, node.value)
+    return Member(name, node.items)
+
+
+# -- states, protocols, families -------------------------------------------------------
+
+def _states(node: Node) -> frozenset[TcpState]:
+    if isinstance(node, StateIn):
+        return node.states
+    if isinstance(node, And):
+        out = ALL_STATES
+        for item in node.items:
+            out &= _states(item)
+        return out
+    if isinstance(node, Or):
+        found: frozenset[TcpState] = frozenset()
+        for item in node.items:
+            found |= _states(item)
+        return found
+    return ALL_STATES
+
+
+def _dumps(node: Node) -> tuple[frozenset[Proto], frozenset[int]]:
+    """Which protocols and families (0 for UNIX) can hold a match."""
+    if isinstance(node, And):
+        protos, fams = ALL_PROTOS, ALL_FAMILIES
+        for item in node.items:
+            p, f = _dumps(item)
+            protos, fams = protos & p, fams & f
+        return protos, fams
+    if isinstance(node, Or):
+        protos, fams = frozenset(), frozenset()
+        for item in node.items:
+            p, f = _dumps(item)
+            protos, fams = protos | p, fams | f
+        return protos, fams
+    negate = isinstance(node, Not)
+    atom = node.item if isinstance(node, Not) else node
+    if isinstance(atom, Cmp | Member) and atom.field in ("proto", "family"):
+        values = _equal_values(atom)
+        if atom.field == "proto":
+            chosen = frozenset(Proto(v) for v in values if isinstance(v, str))
+            return (ALL_PROTOS - chosen if negate else chosen), ALL_FAMILIES
+        fams = frozenset(v for v in values if isinstance(v, int))
+        return ALL_PROTOS, (ALL_FAMILIES - fams if negate else fams)
+    return ALL_PROTOS, ALL_FAMILIES
+
+
+def _equal_values(atom: Cmp | Member) -> tuple[Item, ...]:
+    return (atom.value,) if isinstance(atom, Cmp) else atom.items
+
+
+# -- bytecode -------------------------------------------------------------------------
+
+Kernel = BcExpr | bool  # True: no restriction, False: rejects everything
+
+
+def _program(nnf: Node) -> bytes | None:
+    expr = _kernel(nnf)
+    if expr is True:
+        return None
+    if expr is False:
+        return build_reject_all()
+    try:
+        program = build_bytecode(expr)
+    except BytecodeError:
+        return None  # too long for the kernel: filter in Python only
+    # An empty program (every test always true) is refused by the kernel: send none.
+    return program or None
+
+
+def _kernel(node: Node) -> Kernel:
+    if isinstance(node, And | Or):
+        return _kernel_junction(node)
+    if isinstance(node, Not):
+        expr, exact = kernel_atom(node.item)
+        if expr is None or not exact:
+            return True
+        return (not expr) if isinstance(expr, bool) else BcNot(expr)
+    expr, _ = kernel_atom(node)
+    return True if expr is None else expr
+
+
+def _kernel_junction(node: And | Or) -> Kernel:
+    # For And, False absorbs and True vanishes; for Or the other way round.
+    absorbing = isinstance(node, Or)
+    parts = [_kernel(item) for item in node.items]
+    if absorbing in parts:
+        return absorbing
+    kept = [p for p in parts if not isinstance(p, bool)]
+    if not kept:
+        return not absorbing
+    if len(kept) == 1:
+        return kept[0]
+    return BcOr(tuple(kept)) if absorbing else BcAnd(tuple(kept))
+
+
+def kernel_atom(atom: Node) -> tuple[Kernel | None, bool]:
+    """The kernel's test for one atom (None: it has none) and whether it is exact."""
+    if isinstance(atom, Cmp | Member):
+        if atom.field in ("lport", "rport"):
+            return _port_atom(atom)
+        if atom.field in ("laddr", "raddr") and isinstance(atom, Member):
+            return _addr_atom(atom)
+        if atom.field == "iface":
+            return _iface_atom(atom)
+    return None, False
+
+
+def _port_ranges(atom: Cmp | Member) -> list[tuple[int, int]]:
+    if isinstance(atom, Cmp):
+        v = int(atom.value) if isinstance(atom.value, int) else 0
+        spans = {"==": (v, v), "<": (0, v - 1), "<=": (0, v), ">": (v + 1, PORT_MAX),
+                 ">=": (v, PORT_MAX)}
+        lo, hi = spans[atom.op]
+        return [(lo, hi)] if lo <= hi else []
+    out = []
+    for item in atom.items:
+        if isinstance(item, int):
+            out.append((item, item))
+        elif isinstance(item, Range):
+            out.append((int(item.lo), int(item.hi)))
+    return out
+
+
+def _port_atom(atom: Cmp | Member) -> tuple[Kernel, bool]:
+    local = atom.field == "lport"
+    ranges = [(max(lo, 0), min(hi, PORT_MAX)) for lo, hi in _port_ranges(atom)]
+    ranges = [(lo, hi) for lo, hi in ranges if lo <= hi]
+    # With no peer the kernel compares remote port 0, where we see no port at all.
+    exact = local or all(lo > 0 for lo, _ in ranges)
+    if (0, PORT_MAX) in ranges:
+        return True, exact
+    conds: list[BcExpr] = [PortCond(local, lo, hi) for lo, hi in ranges]
+    if not conds:
+        return False, exact
+    return (conds[0] if len(conds) == 1 else BcOr(tuple(conds))), exact
+
+
+def _addr_atom(atom: Member) -> tuple[Kernel | None, bool]:
+    local = atom.field == "laddr"
+    conds: list[BcExpr] = []
+    exact = True
+    for net in atom.items:
+        if not isinstance(net, IPv4Network | IPv6Network):
+            return None, False
+        if isinstance(net, IPv6Network) and net.overlaps(_MAPPED):
+            exact = False  # the kernel matches v4-mapped addresses here; we do not
+        if not local and (_ZERO4 in net or _ZERO6 in net):
+            exact = False  # no peer: the kernel sees 0.0.0.0 or ::
+        family = AF_INET if net.version == 4 else AF_INET6
+        conds.append(HostCond(local, family, net.prefixlen, net.network_address.packed))
+    if not conds:
+        return False, True
+    return (conds[0] if len(conds) == 1 else BcOr(tuple(conds))), exact
+
+
+def _iface_atom(atom: Cmp | Member) -> tuple[Kernel | None, bool]:
+    values: tuple[Item, ...]
+    if isinstance(atom, Cmp):
+        if atom.op != "==":
+            return None, False
+        values = (atom.value,)
+    else:
+        values = atom.items
+    if not all(isinstance(v, int) for v in values):
+        return None, False
+    conds: list[BcExpr] = [DevCond(v) for v in values if isinstance(v, int) and v <= U32_MAX]
+    if not conds:
+        return False, True
+    return (conds[0] if len(conds) == 1 else BcOr(tuple(conds))), True
