@@ -27,6 +27,7 @@ INET_DIAG_INFO = 2
 INET_DIAG_CONG = 4
 INET_DIAG_SKMEMINFO = 7
 INET_DIAG_SHUTDOWN = 8
+INET_DIAG_PROTOCOL = 10
 INET_DIAG_MARK = 15
 INET_DIAG_CGROUP_ID = 21
 # Request attribute carrying a filter program.
@@ -73,6 +74,7 @@ class InetDiagMsg(NamedTuple):
     info: bytes | None  # raw struct tcp_info, decoded by wire.tcp_info when shown
     sk_drops: int | None
     cgroup_id: int | None
+    protocol: int | None = None  # only in destroy broadcasts and some dumps
 
 
 def ext_bit(attr: int) -> int:
@@ -109,7 +111,7 @@ def parse_inet_diag_msg(
         raise ParseError(f"truncated inet_diag_msg: {end - start} of {INET_DIAG_MSG.size} bytes")
     (family, state, timer, retrans, sport, dport, src, dst, ifindex, cookie_lo, cookie_hi,
      expires, rqueue, wqueue, uid, inode) = INET_DIAG_MSG.unpack_from(buf, start)
-    info = drops = cgroup = None
+    info = drops = cgroup = protocol = None
     off = start + INET_DIAG_MSG.size
     while off + 4 <= end:
         rta_len, rta_type = RTATTR.unpack_from(buf, off)
@@ -122,9 +124,12 @@ def parse_inet_diag_msg(
             (drops,) = SKMEMINFO_DROPS.unpack_from(buf, data + 4 * SK_MEMINFO_DROPS)
         elif rta_type == INET_DIAG_CGROUP_ID and rta_len >= 12:
             (cgroup,) = U64.unpack_from(buf, data)
+        elif rta_type == INET_DIAG_PROTOCOL and rta_len >= 5:
+            protocol = buf[data]
         off += NLMSG_ALIGN(rta_len)
     return InetDiagMsg(
         family, state, timer, retrans,
         int.from_bytes(sport, "big"), int.from_bytes(dport, "big"), src, dst, ifindex,
         cookie_lo | (cookie_hi << 32), expires, rqueue, wqueue, uid, inode, info, drops, cgroup,
+        protocol,
     )

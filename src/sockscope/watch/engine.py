@@ -1,0 +1,289 @@
+"""The watch engine: every connection's life, from three sources merged into one stream.
+
+- Polling: sock_diag dumps every ``interval``, diffed by socket cookie. Sees accepts
+  (inode 0 -> an inode), drops, UDP, and anything a faster source missed.
+- Destroy broadcasts: every closed socket with its final counters, no root needed.
+- The ``sock:inet_sock_set_state`` tracepoint (root): every TCP transition with its
+  exact time, so connections shorter than a poll are seen opening too.
+
+The tracepoint is host-wide. Its records are held until the connection is known to live
+in the watched namespace: its owner process is in it, a dump of the namespace shows the
+4-tuple, or the namespace's own destroy broadcast does. Unconfirmed records are left out
+and counted as foreign.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from sockscope.api import KernelFilter, Query, run_query
+from sockscope.model.diff import Key, diff
+from sockscope.model.endpoint import Endpoint, Owner
+from sockscope.model.event import Event, EventKind, Source
+from sockscope.model.states import ALL_STATES, Proto, TcpState
+from sockscope.sources.destroy import DestroySubscriber
+from sockscope.sources.netns import entered_netns
+from sockscope.sources.procfs import ProcFS
+from sockscope.sources.tracefs import TraceSession, TraceUnavailableError
+from sockscope.watch.owners import OwnerCache
+from sockscope.watch.tracer import TKey, TraceMerger
+
+#: A socket that vanished from a dump waits this long for its destroy message (the kernel
+#: sends those from a workqueue, so they can trail the dump).
+DESTROY_GRACE = 1.0
+#: With the tracepoint on, a destroy broadcast waits this long so the socket's last
+#: tracepoint records (read from another buffer) are merged into its closed event.
+TRACE_LAG = 0.1
+#: TIME_WAIT remnants keep the cookie of the socket they replace; ignore them this long.
+CLOSED_MEMORY = 120.0
+
+
+@dataclass
+class WatchStats:
+    """What the watcher saw and what it could not see."""
+
+    events: Counter[str] = field(default_factory=Counter)
+    sockets: set[Key] = field(default_factory=set)
+    destroy_overruns: int = 0
+    lost_closes: int = 0  # closes whose destroy message never came (found by a dump)
+    trace_overruns: int = 0
+    foreign: int = 0  # tracepoint records left out: another namespace
+    sources: tuple[str, ...] = ()
+
+    @property
+    def lost(self) -> int:
+        """Events known to be lost (0 when none)."""
+        return self.destroy_overruns + self.trace_overruns
+
+
+class Watcher:
+    """An iterator of ``Event``s, plus the live table of current sockets (``table``)."""
+
+    def __init__(self, query: Query, *, interval: float = 1.0, sources: Iterable[str] | None = None,
+                 procfs: ProcFS | None = None) -> None:
+        self.query = Query(protocols=query.protocols, families=query.families,
+                           kernel=KernelFilter(ALL_STATES, query.kernel.bytecode),
+                           processes=False, memory=True, netns=query.netns, source="netlink")
+        self.interval = interval
+        wanted = set(sources) if sources is not None else {"poll", "destroy", "trace"}
+        self.procfs = procfs or ProcFS()
+        self.owners = OwnerCache(self.procfs) if query.processes else None
+        self.stats = WatchStats()
+        self.table: dict[Key, Endpoint] = {}
+        self.first_seen: dict[Key, float] = {}
+        self.closed: dict[Key, float] = {}
+        self.vanished: dict[Key, tuple[Endpoint, float]] = {}
+        self.destroyed: list[tuple[Endpoint, float]] = []
+        self.destroy: DestroySubscriber | None = None
+        self.trace: TraceMerger | None = None
+        self.warnings: list[str] = []
+        self._open(wanted)
+
+    # -- setup ---------------------------------------------------------------------
+
+    def _open(self, wanted: set[str]) -> None:
+        active = ["poll"]
+        if "destroy" in wanted:
+            with entered_netns(self.query.netns):
+                self.destroy = DestroySubscriber(self.query.protocols, self.query.families,
+                                                 self.query.netns or "")
+            active.append("destroy")
+        if "trace" in wanted and Proto.TCP in self.query.protocols:
+            try:
+                self.trace = TraceMerger(TraceSession(), self.query, self)
+                active.append("trace")
+            except TraceUnavailableError as exc:
+                if "trace" in wanted and len(wanted) == 1:
+                    raise
+                self.warnings.append(f"tracepoint source off: {exc}; opens shorter than the "
+                                     f"{self.interval:g}s poll are not seen")
+        self.stats.sources = tuple(active)
+        self._poll(emit=False)
+
+    def close(self) -> None:
+        """Release every source; safe to call twice."""
+        if self.destroy is not None:
+            self.destroy.close()
+            self.destroy = None
+        if self.trace is not None:
+            self.stats.trace_overruns = self.trace.session.overruns()
+            self.trace.session.close()
+            self.trace = None
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the loop ------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Event]:
+        return self.events()
+
+    def events(self) -> Iterator[Event]:
+        """Events as they happen, forever (stop by breaking out or closing)."""
+        next_poll = time.monotonic() + self.interval
+        while True:
+            timeout = max(0.0, next_poll - time.monotonic())
+            yield from self.step(timeout)
+            if time.monotonic() >= next_poll:
+                yield from self._poll()
+                next_poll += self.interval
+                if next_poll < time.monotonic():
+                    next_poll = time.monotonic() + self.interval
+
+    def step(self, timeout: float) -> list[Event]:
+        """Wait up to ``timeout`` for the event sources and handle what they delivered."""
+        fds = [s for s in (self.destroy, self.trace) if s is not None]
+        if self.destroyed:
+            timeout = min(timeout, TRACE_LAG)
+        if fds:
+            select.select(fds, [], [], timeout)
+        else:
+            time.sleep(timeout)
+        out: list[Event] = []
+        if self.trace is not None:
+            out.extend(self.trace.read())
+        if self.destroy is not None:
+            out.extend(self._read_destroy())
+        now = time.monotonic()
+        lag = TRACE_LAG if self.trace is not None else 0.0
+        while self.destroyed and now - self.destroyed[0][1] >= lag:
+            out.extend(self.on_destroyed(self.destroyed.pop(0)[0]))
+        out.extend(self._settle(now))
+        return self._count(out)
+
+    # -- sources -------------------------------------------------------------------
+
+    def _read_destroy(self) -> list[Event]:
+        assert self.destroy is not None
+        gone, overruns = self.destroy.read()
+        out: list[Event] = []
+        if overruns:
+            self.stats.destroy_overruns += overruns
+            now = time.monotonic()
+            out.append(Event(EventKind.LOST, gone[0] if gone else _nothing(), now, _wall(now),
+                             Source.DESTROY, amount=overruns))
+            out.extend(self._poll())  # resynchronise: find what vanished
+        now = time.monotonic()
+        self.destroyed.extend((ep, now) for ep in gone)
+        return out
+
+    def on_destroyed(self, ep: Endpoint) -> list[Event]:
+        """A socket of the watched namespace is gone (a destroy broadcast)."""
+        now = time.monotonic()
+        key = ep.key
+        prev = self.table.pop(key, None) or self.vanished.pop(key, (None, 0.0))[0]
+        self.closed[key] = now
+        opened = self.first_seen.pop(key, None)
+        tkey = tuple_key(ep)
+        process = None
+        last_state = prev.state if prev is not None else None
+        flushed: list[Event] = []
+        if self.trace is not None:
+            flushed, opened, last_state, process = self.trace.closed(tkey, opened, last_state)
+        if (prev is not None and prev.state is TcpState.LISTEN) or \
+                (last_state is TcpState.LISTEN):
+            kind = EventKind.UNLISTEN
+        elif ep.proto is Proto.UDP and not ep.has_peer:
+            kind = EventKind.UNBOUND
+        else:
+            kind = EventKind.CLOSED
+        shown = ep._replace(state=last_state or ep.state,
+                            owners=prev.owners if prev is not None else ep.owners)
+        self.stats.sockets.add(key)
+        return [*flushed, Event(kind, shown, now, _wall(now), Source.DESTROY,
+                                duration=None if opened is None else max(0.0, now - opened),
+                                process=process)]
+
+    def _poll(self, emit: bool = True) -> list[Event]:
+        snap = run_query(self.query, procfs=self.procfs)
+        eps: list[Endpoint] = list(snap.endpoints)
+        if self.owners is not None:
+            self.owners.refresh_for(e.inode for e in eps)
+            get = self.owners.get
+            eps = [e._replace(owners=get(e.inode)) if e.inode else e for e in eps]
+        now = snap.monotonic
+        events, table = diff(self.table, eps, now, snap.taken_at, self.first_seen)
+        self.table = table
+        confirmed = self.trace.confirm_table(table) if self.trace is not None else []
+        if not emit:
+            for key in table:
+                self.first_seen.setdefault(key, now)
+            return []
+        return [*confirmed, *self._filter_poll(events, now)]
+
+    def _filter_poll(self, events: list[Event], now: float) -> list[Event]:
+        out = []
+        traced = self.trace
+        for ev in events:
+            key = ev.endpoint.key
+            if key in self.closed:
+                continue  # a TIME_WAIT remnant of a socket already reported closed
+            if ev.endpoint.state is TcpState.TIME_WAIT and (
+                    ev.kind is EventKind.OPENED or
+                    (ev.kind is EventKind.CLOSED and self.destroy is not None)):
+                # Remnants of connections that already closed: cookies are made lazily,
+                # so one never dumped before its close gets a new one in TIME_WAIT.
+                continue
+            if ev.kind in (EventKind.OPENED, EventKind.LISTEN, EventKind.BOUND):
+                self.first_seen.setdefault(key, ev.mono)
+                self.stats.sockets.add(key)
+            if ev.kind in (EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOUND) \
+                    and self.destroy is not None:
+                self.vanished[key] = (ev.endpoint, now)  # wait for its destroy message
+                continue
+            if traced is not None and ev.endpoint.proto is Proto.TCP and traced.covers(ev):
+                continue  # the tracepoint reported this transition exactly
+            out.append(ev)
+        return out
+
+    def _settle(self, now: float) -> list[Event]:
+        """Sockets whose destroy message never came are closed now, and counted lost."""
+        out = []
+        for key, (ep, since) in list(self.vanished.items()):
+            if now - since >= DESTROY_GRACE:
+                del self.vanished[key]
+                self.stats.lost_closes += 1
+                opened = self.first_seen.pop(key, None)
+                out.append(Event(EventKind.CLOSED if ep.state is not TcpState.LISTEN
+                                 else EventKind.UNLISTEN, ep, now, _wall(now), Source.POLL,
+                                 duration=None if opened is None else now - opened))
+                self.closed[key] = now
+        for key, when in list(self.closed.items()):
+            if now - when > CLOSED_MEMORY:
+                del self.closed[key]
+        if self.trace is not None:
+            out.extend(self.trace.expire(now))
+        return out
+
+    def _count(self, events: list[Event]) -> list[Event]:
+        for ev in events:
+            self.stats.events[ev.kind.value] += 1
+        return events
+
+    def listener_owner(self, port: int, family: int) -> Owner | None:
+        """The process holding the listener on ``port``: who accepted connections there."""
+        for ep in self.table.values():
+            if ep.state is TcpState.LISTEN and ep.local_port == port and ep.owners \
+                    and ep.family == family:
+                return ep.owners[0]
+        return None
+
+
+def tuple_key(ep: Endpoint) -> TKey:
+    """The 4-tuple identity the tracepoint can match (``0.0.0.0``/0 for no peer)."""
+    return (ep.proto.value, ep.local_address, ep.local_port, ep.remote_address, ep.remote_port or 0)
+
+
+def _wall(mono: float) -> float:
+    return time.time() - (time.monotonic() - mono)
+
+
+def _nothing() -> Endpoint:
+    return Endpoint(Proto.TCP, 0, TcpState.CLOSE, None, 0, None, None, 0, 0, None, 0, None)

@@ -1,0 +1,38 @@
+"""Who owns which socket, rescanning ``/proc/*/fd`` only when an unknown inode shows up.
+
+A full scan costs about 6 µs per open fd (0.35 s at 60k sockets), so a watcher cannot
+afford one per poll; it rescans when it meets an inode it has not seen, at most once per
+``min_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from sockscope.model.endpoint import Owner
+from sockscope.sources.procfs import ProcFS
+
+
+class OwnerCache:
+    """``{inode: owners}`` kept fresh lazily."""
+
+    def __init__(self, procfs: ProcFS, min_interval: float = 1.0) -> None:
+        self.procfs = procfs
+        self.min_interval = min_interval
+        self.owners: dict[int, list[Owner]] = {}
+        self.last_scan = -1e9
+        self.denied = 0
+
+    def refresh_for(self, inodes: Iterable[int]) -> None:
+        """Rescan if any of ``inodes`` is unknown and the last scan is old enough."""
+        now = time.monotonic()
+        if now - self.last_scan < self.min_interval:
+            return
+        if any(i and i not in self.owners for i in inodes):
+            self.owners, self.denied = self.procfs.read_owners()
+            self.last_scan = now
+
+    def get(self, inode: int) -> tuple[Owner, ...]:
+        """The known holders of ``inode``."""
+        return tuple(self.owners.get(inode, ())) if inode else ()

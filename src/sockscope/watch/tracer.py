@@ -1,0 +1,220 @@
+"""Tracepoint records, turned into events once they are known to be ours.
+
+The tracepoint is host-wide, its records carry no namespace and no cookie, only the
+4-tuple. A record is ours when it happened in the context of a process of the watched
+namespace, or when a dump or a destroy broadcast of that namespace shows the same 4-tuple.
+Until then it waits; records that stay unconfirmed belong to another namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from sockscope.model.diff import Key
+from sockscope.model.endpoint import Endpoint, Owner
+from sockscope.model.event import Event, EventKind, Source
+from sockscope.model.states import Proto, TcpState
+from sockscope.sources.netns import resolve_netns
+from sockscope.sources.tracefs import TraceSession
+from sockscope.wire.tracepoint import StateChange, parse_state_change
+
+if TYPE_CHECKING:
+    from sockscope.api import Query
+    from sockscope.watch.engine import Watcher
+
+TKey = tuple[str, object, int, object, int]
+#: How long a record may wait for confirmation, beyond one poll interval.
+CONFIRM_GRACE = 2.0
+#: How long a transition to CLOSE waits for its destroy broadcast (final counters).
+CLOSE_GRACE = 2.0
+
+
+def _ns_inode(netns: str | None) -> int:
+    path = resolve_netns(netns) if netns else "/proc/self/ns/net"
+    return os.stat(path).st_ino
+
+
+class TraceMerger:
+    """Holds, confirms and converts tracepoint records for one watcher."""
+
+    def __init__(self, session: TraceSession, query: Query, watcher: Watcher) -> None:
+        self.session = session
+        self.watcher = watcher
+        self.families = set(query.families)
+        self.ns_inode = _ns_inode(query.netns)
+        self.pid_in_ns: dict[int, bool] = {}
+        self.confirmed: set[TKey] = set()
+        self.pending: dict[TKey, list[Event]] = {}
+        self.pending_since: dict[TKey, float] = {}
+        self.opened_at: dict[TKey, float] = {}
+        self.last_state: dict[TKey, TcpState] = {}
+        self.process: dict[TKey, Owner] = {}
+        self.closing: dict[TKey, tuple[Event, float]] = {}
+        # connect() moves a socket to SYN_SENT before it picks its source port, so that
+        # record has port 0; it is matched to the next SYN_SENT exit to the same peer.
+        self.connecting: dict[tuple[object, object, int], deque[StateChange]] = {}
+
+    def fileno(self) -> int:
+        """For select()."""
+        return self.session.fileno()
+
+    def read(self) -> list[Event]:
+        """Events from every record read now (confirmed ones; the rest wait)."""
+        out: list[Event] = []
+        for line in self.session.read_lines():
+            rec = parse_state_change(line)
+            if rec is not None and rec.proto == "tcp" and rec.family in self.families:
+                out.extend(self._on_change(rec))
+        return out
+
+    def _on_change(self, rec: StateChange) -> list[Event]:
+        raddr = None if rec.remote_port == 0 and rec.remote_address.is_unspecified \
+            else rec.remote_address
+        tkey: TKey = ("tcp", rec.local_address, rec.local_port, raddr, rec.remote_port)
+        if rec.new_state is TcpState.CLOSE:
+            # Reported by the destroy broadcast, with the final counters.
+            self.last_state[tkey] = rec.old_state
+            ev = self._event(rec, tkey, raddr, EventKind.CLOSED)
+            self.closing[tkey] = (ev, time.monotonic())
+            return []
+        kind = EventKind.STATE
+        if rec.old_state is TcpState.CLOSE and rec.new_state is TcpState.SYN_SENT \
+                and rec.local_port == 0:
+            peer = (rec.local_address, rec.remote_address, rec.remote_port)
+            self.connecting.setdefault(peer, deque()).append(rec)
+            return []
+        opened: list[Event] = []
+        if rec.old_state is TcpState.SYN_SENT:
+            opened = self._connected(rec, tkey, raddr)
+        if rec.old_state is TcpState.CLOSE and rec.new_state is TcpState.SYN_SENT:
+            kind = EventKind.OPENED
+            if not rec.in_irq:
+                self.process[tkey] = Owner(rec.pid, rec.comm, -1)
+        elif rec.old_state is TcpState.LISTEN and rec.new_state is TcpState.SYN_RECV:
+            kind = EventKind.OPENED  # the kernel accepted a connection for a listener
+            owner = self.watcher.listener_owner(rec.local_port, rec.family)
+            if owner is not None:
+                self.process[tkey] = owner
+        elif rec.new_state is TcpState.LISTEN:
+            kind = EventKind.LISTEN
+            if not rec.in_irq:
+                self.process[tkey] = Owner(rec.pid, rec.comm, -1)
+        if kind is not EventKind.STATE:
+            self.opened_at.setdefault(tkey, rec.mono)
+        return self._admit(rec, tkey, [*opened, self._event(rec, tkey, raddr, kind)])
+
+    def _admit(self, rec: StateChange, tkey: TKey, events: list[Event]) -> list[Event]:
+        if self._ours(rec, tkey):
+            return [*self._flush(tkey), *events]
+        self.pending.setdefault(tkey, []).extend(events)
+        self.pending_since.setdefault(tkey, time.monotonic())
+        return []
+
+    def _connected(self, rec: StateChange, tkey: TKey, raddr: object) -> list[Event]:
+        """The ``opened`` event of a connect(), now that its source port is known."""
+        queue = self.connecting.get((rec.local_address, rec.remote_address, rec.remote_port))
+        if not queue:
+            return []
+        start = queue.popleft()
+        if not queue:
+            del self.connecting[(rec.local_address, rec.remote_address, rec.remote_port)]
+        if not start.in_irq:
+            self.process[tkey] = Owner(start.pid, start.comm, -1)
+            # The connecting process's namespace decides for the whole connection.
+            self._ours(start, tkey)
+        self.opened_at.setdefault(tkey, start.mono)
+        return [self._event(start._replace(local_port=rec.local_port), tkey, raddr,
+                            EventKind.OPENED)]
+
+    def _event(self, rec: StateChange, tkey: TKey, raddr: object, kind: EventKind) -> Event:
+        proc = self.process.get(tkey)
+        ep = Endpoint(Proto.TCP, rec.family, rec.new_state, rec.local_address, rec.local_port,
+                      raddr, rec.remote_port if raddr is not None else None,  # type: ignore[arg-type]
+                      0, 0, None, 0, None, owners=(proc,) if proc else (),
+                      netns=self.watcher.query.netns or "")
+        wall = time.time() - (time.monotonic() - rec.mono)
+        return Event(kind, ep, rec.mono, wall, Source.TRACE,
+                     old_state=rec.old_state if kind is EventKind.STATE else None, process=proc)
+
+    def _ours(self, rec: StateChange, tkey: TKey) -> bool:
+        if tkey in self.confirmed:
+            return True
+        if rec.in_irq or rec.pid == 0:
+            return False
+        known = self.pid_in_ns.get(rec.pid)
+        if known is None:
+            try:
+                known = os.stat(f"/proc/{rec.pid}/ns/net").st_ino == self.ns_inode
+            except OSError:
+                known = False  # the process is gone: decide by dump or destroy instead
+            self.pid_in_ns[rec.pid] = known
+        if known:
+            self.confirmed.add(tkey)
+        return known
+
+    def _flush(self, tkey: TKey) -> list[Event]:
+        self.confirmed.add(tkey)
+        self.pending_since.pop(tkey, None)
+        return self.pending.pop(tkey, [])
+
+    def confirm_table(self, table: Mapping[Key, Endpoint]) -> list[Event]:
+        """A dump of the namespace shows these sockets: their waiting records are ours."""
+        if not self.pending:
+            return []
+        from sockscope.watch.engine import tuple_key  # noqa: PLC0415 - avoids a cycle
+
+        present = {tuple_key(ep) for ep in table.values()}
+        out: list[Event] = []
+        for tkey in [k for k in self.pending if k in present]:
+            out.extend(self._flush(tkey))
+        return out
+
+    def covers(self, ev: Event) -> bool:
+        """Whether the tracepoint already reported this socket's transitions."""
+        from sockscope.watch.engine import tuple_key  # noqa: PLC0415
+
+        return tuple_key(ev.endpoint) in self.confirmed
+
+    def closed(self, tkey: TKey, opened: float | None, last_state: TcpState | None
+               ) -> tuple[list[Event], float | None, TcpState | None, Owner | None]:
+        """The destroy broadcast for ``tkey`` came: flush its records, give what we know."""
+        flushed = self._flush(tkey) if tkey in self.pending else []
+        self.closing.pop(tkey, None)
+        self.confirmed.discard(tkey)
+        t_open = self.opened_at.pop(tkey, None)
+        if t_open is not None and (opened is None or t_open < opened):
+            opened = t_open
+        state = self.last_state.pop(tkey, None) or last_state
+        return flushed, opened, state, self.process.pop(tkey, None)
+
+    def expire(self, now: float) -> list[Event]:
+        """Drop records never confirmed (another namespace); close what lost its destroy."""
+        out: list[Event] = []
+        limit = self.watcher.interval + CONFIRM_GRACE
+        for tkey, since in list(self.pending_since.items()):
+            if now - since > limit:
+                self.watcher.stats.foreign += len(self.pending.pop(tkey, []))
+                del self.pending_since[tkey]
+                self.opened_at.pop(tkey, None)
+                self.process.pop(tkey, None)
+                self.closing.pop(tkey, None)
+        for peer, queue in list(self.connecting.items()):
+            while queue and now - queue[0].mono > limit:
+                queue.popleft()
+            if not queue:
+                del self.connecting[peer]
+        for tkey, (ev, since) in list(self.closing.items()):
+            if now - since > CLOSE_GRACE and tkey in self.confirmed:
+                del self.closing[tkey]
+                self.confirmed.discard(tkey)
+                opened = self.opened_at.pop(tkey, None)
+                state = self.last_state.pop(tkey, None)
+                proc = self.process.pop(tkey, None)
+                out.append(ev._replace(
+                    endpoint=ev.endpoint._replace(state=state or ev.endpoint.state),
+                    duration=None if opened is None else ev.mono - opened, process=proc))
+        return out
