@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sockscope.cli import list_cmd, queues_cmd
+from sockscope.cli import list_cmd, queues_cmd, recording_cmd, watch_cmd
 from sockscope.cli.env import Env
 from sockscope.cli.parser import UsageError, new_parser
 from sockscope.cli.status import ExitStatus
@@ -22,6 +22,9 @@ Watch what TCP/IP does with the ports of this Linux server.
 commands:
   list      every endpoint, netstat/ss compatible (default)
   queues    every listener's accept queue: waiting, backlog, half-open, drops
+  watch     connections opening, changing state and closing, as they happen
+  replay    print a recording made with watch --record
+  stats     summarise a recording: conversations, ports, rates
   help      help topics: 'sockscope help filters'
 
 examples:
@@ -29,7 +32,7 @@ examples:
   sockscope -tanp                  same flags without the subcommand
 """
 
-SUBCOMMANDS = ("list", "queues", "help")
+SUBCOMMANDS = ("list", "queues", "watch", "replay", "stats", "help")
 
 
 def build_parser(env: Env) -> argparse.ArgumentParser:
@@ -39,6 +42,8 @@ def build_parser(env: Env) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     list_cmd.add_parser(sub)
     queues_cmd.add_parser(sub)
+    watch_cmd.add_parser(sub)
+    recording_cmd.add_parsers(sub)
     help_p = sub.add_parser("help", help="help topics (filters)")
     help_p.add_argument("topic", nargs="?", default="", help="filters")
     help_p.set_defaults(run=run_help)

@@ -55,3 +55,43 @@ class Event(NamedTuple):
         if self.process is not None:
             return self.process
         return self.endpoint.owners[0] if self.endpoint.owners else None
+
+
+class EventView:
+    """An event seen as an endpoint with three more fields, so filters apply to events.
+
+    ``event``, ``duration`` and ``source`` are the event's; every other attribute is the
+    endpoint's, except ``owners``, which prefers the process that acted.
+    """
+
+    __slots__ = ("_ev",)
+
+    def __init__(self, ev: Event) -> None:
+        self._ev = ev
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._ev.endpoint, name)
+
+    @property
+    def event(self) -> str:
+        """The event kind's name."""
+        return self._ev.kind.value
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from open to close, on closed events."""
+        return self._ev.duration
+
+    @property
+    def source(self) -> str:
+        """Which mechanism saw it."""
+        return self._ev.source.value
+
+    @property
+    def owners(self) -> tuple[Owner, ...]:
+        """The acting process first, then the socket's holders."""
+        own = self._ev.endpoint.owners
+        proc = self._ev.process
+        if proc is None or proc in own:
+            return own
+        return (proc, *own)

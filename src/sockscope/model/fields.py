@@ -117,6 +117,11 @@ FIELDS: tuple[Field, ...] = (
           _info("bytes_acked"), "bytes", "bytes_acked > 1MB"),
     Field("bytes_received", "Received", Kind.SIZE, "bytes received", _info("bytes_received"),
           "bytes", "bytes_received > 1MB"),
+    Field("event", "Event", Kind.TEXT, "watch: the event (opened, accepted, state, closed, "
+          "listen, unlisten, bound, unbound, dropped, lost)",
+          lambda e: getattr(e, "event", None), example="event == closed"),
+    Field("duration", "Duration", Kind.DURATION, "watch: how long the connection lived "
+          "(closed events)", lambda e: getattr(e, "duration", None), "s", "duration < 1s"),
     Field("delivery_rate", "Rate", Kind.SIZE, "delivery rate (bytes per second)",
           _info("delivery_rate"), "bytes/s", "delivery_rate > 1MB"),
 )

@@ -125,14 +125,14 @@ class Watcher:
     def __iter__(self) -> Iterator[Event]:
         return self.events()
 
-    def events(self) -> Iterator[Event]:
-        """Events as they happen, forever (stop by breaking out or closing)."""
+    def events(self, until: float | None = None) -> Iterator[Event]:
+        """Events as they happen, until the monotonic time ``until`` (forever with None)."""
         next_poll = time.monotonic() + self.interval
-        while True:
-            timeout = max(0.0, next_poll - time.monotonic())
-            yield from self.step(timeout)
+        while until is None or time.monotonic() < until:
+            wake = next_poll if until is None else min(next_poll, until)
+            yield from self.step(max(0.0, wake - time.monotonic()))
             if time.monotonic() >= next_poll:
-                yield from self._poll()
+                yield from self._count(self._poll())
                 next_poll += self.interval
                 if next_poll < time.monotonic():
                     next_poll = time.monotonic() + self.interval
@@ -181,12 +181,23 @@ class Watcher:
         prev = self.table.pop(key, None) or self.vanished.pop(key, (None, 0.0))[0]
         self.closed[key] = now
         opened = self.first_seen.pop(key, None)
+        if prev is not None and not ep.remote_port and prev.remote_port:
+            ep = ep._replace(local_address=prev.local_address, remote_address=prev.remote_address,
+                             remote_port=prev.remote_port)  # a reset wiped the addresses
         tkey = tuple_key(ep)
+        if prev is None and not ep.remote_port and self.trace is not None \
+                and ep.proto is Proto.TCP:
+            wiped = self.trace.reset_close(ep.local_port)
+            if wiped is not None:
+                tkey = wiped
+                ep = ep._replace(local_address=wiped[1], remote_address=wiped[3],
+                                 remote_port=wiped[4])
         process = None
         last_state = prev.state if prev is not None else None
         flushed: list[Event] = []
         if self.trace is not None:
-            flushed, opened, last_state, process = self.trace.closed(tkey, opened, last_state)
+            flushed, opened, last_state, process, exact = self.trace.closed(tkey, opened, last_state)
+            now = exact if exact is not None else now
         if (prev is not None and prev.state is TcpState.LISTEN) or \
                 (last_state is TcpState.LISTEN):
             kind = EventKind.UNLISTEN
@@ -194,8 +205,12 @@ class Watcher:
             kind = EventKind.UNBOUND
         else:
             kind = EventKind.CLOSED
-        shown = ep._replace(state=last_state or ep.state,
-                            owners=prev.owners if prev is not None else ep.owners)
+        owners = prev.owners if prev is not None else ep.owners
+        if process is None and not owners and ep.proto is Proto.TCP:
+            # Without the tracepoint a short connection is never seen alive; the server
+            # end still belongs to whoever holds the listener on its local port.
+            process = self.listener_owner(ep.local_port, ep.family)
+        shown = ep._replace(state=last_state or ep.state, owners=owners)
         self.stats.sockets.add(key)
         return [*flushed, Event(kind, shown, now, _wall(now), Source.DESTROY,
                                 duration=None if opened is None else max(0.0, now - opened),

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sockscope.model.diff import Key
-from sockscope.model.endpoint import Endpoint, Owner
+from sockscope.model.endpoint import Endpoint, IPAddress, Owner
 from sockscope.model.event import Event, EventKind, Source
 from sockscope.model.states import Proto, TcpState
 from sockscope.sources.netns import resolve_netns
@@ -26,11 +26,22 @@ if TYPE_CHECKING:
     from sockscope.api import Query
     from sockscope.watch.engine import Watcher
 
-TKey = tuple[str, object, int, object, int]
+TKey = tuple[str, IPAddress | None, int, IPAddress | None, int]
 #: How long a record may wait for confirmation, beyond one poll interval.
 CONFIRM_GRACE = 2.0
 #: How long a transition to CLOSE waits for its destroy broadcast (final counters).
 CLOSE_GRACE = 2.0
+
+
+def _comm(rec: StateChange) -> str:
+    """The task name; ftrace prints ``<...>`` when its name cache missed the task."""
+    if rec.comm != "<...>":
+        return rec.comm
+    try:
+        with open(f"/proc/{rec.pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
 
 
 def _ns_inode(netns: str | None) -> int:
@@ -57,6 +68,7 @@ class TraceMerger:
         # connect() moves a socket to SYN_SENT before it picks its source port, so that
         # record has port 0; it is matched to the next SYN_SENT exit to the same peer.
         self.connecting: dict[tuple[object, object, int], deque[StateChange]] = {}
+        self.listener_owner: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
 
     def fileno(self) -> int:
         """For select()."""
@@ -93,16 +105,18 @@ class TraceMerger:
         if rec.old_state is TcpState.CLOSE and rec.new_state is TcpState.SYN_SENT:
             kind = EventKind.OPENED
             if not rec.in_irq:
-                self.process[tkey] = Owner(rec.pid, rec.comm, -1)
+                self.process[tkey] = Owner(rec.pid, _comm(rec), -1)
         elif rec.old_state is TcpState.LISTEN and rec.new_state is TcpState.SYN_RECV:
             kind = EventKind.OPENED  # the kernel accepted a connection for a listener
-            owner = self.watcher.listener_owner(rec.local_port, rec.family)
+            owner = self.listener_owner.get((rec.family, rec.local_port)) or \
+                self.watcher.listener_owner(rec.local_port, rec.family)
             if owner is not None:
                 self.process[tkey] = owner
         elif rec.new_state is TcpState.LISTEN:
             kind = EventKind.LISTEN
             if not rec.in_irq:
-                self.process[tkey] = Owner(rec.pid, rec.comm, -1)
+                owner = Owner(rec.pid, _comm(rec), -1)
+                self.process[tkey] = self.listener_owner[(rec.family, rec.local_port)] = owner
         if kind is not EventKind.STATE:
             self.opened_at.setdefault(tkey, rec.mono)
         return self._admit(rec, tkey, [*opened, self._event(rec, tkey, raddr, kind)])
@@ -123,7 +137,7 @@ class TraceMerger:
         if not queue:
             del self.connecting[(rec.local_address, rec.remote_address, rec.remote_port)]
         if not start.in_irq:
-            self.process[tkey] = Owner(start.pid, start.comm, -1)
+            self.process[tkey] = Owner(start.pid, _comm(start), -1)
             # The connecting process's namespace decides for the whole connection.
             self._ours(start, tkey)
         self.opened_at.setdefault(tkey, start.mono)
@@ -180,16 +194,28 @@ class TraceMerger:
         return tuple_key(ev.endpoint) in self.confirmed
 
     def closed(self, tkey: TKey, opened: float | None, last_state: TcpState | None
-               ) -> tuple[list[Event], float | None, TcpState | None, Owner | None]:
-        """The destroy broadcast for ``tkey`` came: flush its records, give what we know."""
+               ) -> tuple[list[Event], float | None, TcpState | None, Owner | None, float | None]:
+        """The destroy broadcast for ``tkey`` came: flush its records, give what we know.
+
+        Returns the flushed events, when it opened, its last state, the process, and the
+        exact time it closed (from the tracepoint) when known.
+        """
         flushed = self._flush(tkey) if tkey in self.pending else []
-        self.closing.pop(tkey, None)
+        closing = self.closing.pop(tkey, None)
         self.confirmed.discard(tkey)
         t_open = self.opened_at.pop(tkey, None)
         if t_open is not None and (opened is None or t_open < opened):
             opened = t_open
         state = self.last_state.pop(tkey, None) or last_state
-        return flushed, opened, state, self.process.pop(tkey, None)
+        return (flushed, opened, state, self.process.pop(tkey, None),
+                closing[0].mono if closing is not None else None)
+
+    def reset_close(self, local_port: int) -> TKey | None:
+        """The 4-tuple of a socket a reset wiped (its destroy message has port 0 for a peer)."""
+        for tkey in self.closing:
+            if tkey[2] == local_port:
+                return tkey
+        return None
 
     def expire(self, now: float) -> list[Event]:
         """Drop records never confirmed (another namespace); close what lost its destroy."""

@@ -1,0 +1,1 @@
+"""Recordings: events kept in SQLite, read back for replay and statistics."""
