@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sockscope.cli import list_cmd, queues_cmd, recording_cmd, watch_cmd
+from sockscope.cli import demo_cmd, list_cmd, queues_cmd, recording_cmd, watch_cmd
 from sockscope.cli.env import Env
 from sockscope.cli.parser import UsageError, new_parser
 from sockscope.cli.status import ExitStatus
@@ -25,6 +25,7 @@ commands:
   watch     connections opening, changing state and closing, as they happen
   replay    print a recording made with watch --record
   stats     summarise a recording: conversations, ports, rates
+  demo      the primer live: a telnet server, clients, a guided tour
   help      help topics: 'sockscope help filters'
 
 examples:
@@ -32,7 +33,7 @@ examples:
   sockscope -tanp                  same flags without the subcommand
 """
 
-SUBCOMMANDS = ("list", "queues", "watch", "replay", "stats", "help")
+SUBCOMMANDS = ("list", "queues", "watch", "replay", "stats", "demo", "help")
 
 
 def build_parser(env: Env) -> argparse.ArgumentParser:
@@ -44,6 +45,7 @@ def build_parser(env: Env) -> argparse.ArgumentParser:
     queues_cmd.add_parser(sub)
     watch_cmd.add_parser(sub)
     recording_cmd.add_parsers(sub)
+    demo_cmd.add_parser(sub)
     help_p = sub.add_parser("help", help="help topics (filters)")
     help_p.add_argument("topic", nargs="?", default="", help="filters")
     help_p.set_defaults(run=run_help)
@@ -63,6 +65,20 @@ def run_help(args: argparse.Namespace, env: Env) -> int:
     return ExitStatus.OK
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse, letting filter words follow options (``list -tan 'port == 23' --bsd``).
+
+    argparse stops filling a ``nargs='*'`` positional at the first option; the words
+    after it come back as extras, and belong to the filter when the command takes one.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "filter") or any(w.startswith("-") and len(w) > 1 for w in extra):
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see 'sockscope --help')")
+        args.filter = [*(args.filter or []), *extra]
+    return args
+
+
 def _with_default_command(argv: list[str]) -> list[str]:
     # 'sockscope' alone and 'sockscope -tanp' mean 'sockscope list ...'.
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
@@ -76,7 +92,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
     try:
         parser = build_parser(env)
-        args = parser.parse_args(args_list)
+        args = _parse(parser, args_list)
         return int(args.run(args, env))
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)

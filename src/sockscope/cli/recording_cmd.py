@@ -73,11 +73,12 @@ def run_replay(args: argparse.Namespace, env: Env) -> int:
 def run_stats(args: argparse.Namespace, env: Env) -> int:
     """Print the summary of a recording."""
     from sockscope.model.stats import summarize  # noqa: PLC0415
-    from sockscope.record.sqlite import RecordingError, read_events  # noqa: PLC0415
+    from sockscope.record.sqlite import RecordingError, read_events, read_meta  # noqa: PLC0415
     from sockscope.render.stats import render_stats  # noqa: PLC0415
 
     try:
-        st = summarize(read_events(args.file))
+        listening = {int(p) for p in read_meta(args.file).get("listening_ports", "").split(",") if p}
+        st = summarize(read_events(args.file), listening)
     except RecordingError as exc:
         raise UsageError(str(exc)) from None
     env.stdout.write("\n".join(render_stats(st)) + "\n")

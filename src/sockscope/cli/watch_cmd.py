@@ -15,7 +15,7 @@ from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options
 from sockscope.cli.query import build_selection
 from sockscope.model.event import Event, EventKind, EventView
-from sockscope.model.states import ALL_STATES
+from sockscope.model.states import ALL_STATES, TcpState
 from sockscope.render.addresses import Notation
 from sockscope.render.events import render_event_json, render_event_line
 
@@ -100,6 +100,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
     shown: list[Event] = []
     try:
         watcher = Watcher(selection.query, interval=args.interval, sources=sources)
+        if recorder is not None:
+            # stats needs the listeners that existed before the first event to tell
+            # accepted connections (service port local) from outgoing ones.
+            ports = sorted({e.local_port for e in watcher.table.values()
+                            if e.state is TcpState.LISTEN})
+            recorder.set_meta("listening_ports", ",".join(map(str, ports)))
         for w in watcher.warnings:
             env.warn(w)
         env.stderr.write(f"sockscope: watching{' ' + args.netns if args.netns else ''} with "
@@ -135,9 +141,7 @@ def _stream(args: argparse.Namespace, env: Env, watcher: Watcher,
     nt = Notation(bsd=args.bsd)
     until = None if args.duration is None else time.monotonic() + args.duration
     out = env.stdout
-    for ev in watcher.events(until):
-        if recorder is not None:
-            recorder.tick()
+    for ev in watcher.events(until, idle=recorder.tick if recorder is not None else None):
         if matches is not None and ev.kind is not EventKind.LOST and not matches(EventView(ev)):
             continue
         shown.append(ev)

@@ -68,6 +68,10 @@ class Recorder:
         self.written = 0
         self.sql = INSERT_SQL
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Store one header value."""
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def write(self, ev: Event) -> None:
         """Queue one event; commits when the batch is a second old."""
         self.batch.append(event_row(ev))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import select
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from sockscope.api import KernelFilter, Query, run_query
@@ -31,6 +31,7 @@ from sockscope.sources.procfs import ProcFS
 from sockscope.sources.tracefs import TraceSession, TraceUnavailableError
 from sockscope.watch.owners import OwnerCache
 from sockscope.watch.tracer import TKey, TraceMerger
+from sockscope.watch.wiped import WIPED_WAIT, PeerIndex, is_wiped
 
 #: A socket that vanished from a dump waits this long for its destroy message (the kernel
 #: sends those from a workqueue, so they can trail the dump).
@@ -78,6 +79,8 @@ class Watcher:
         self.closed: dict[Key, float] = {}
         self.vanished: dict[Key, tuple[Endpoint, float]] = {}
         self.destroyed: list[tuple[Endpoint, float]] = []
+        self.wiped: list[tuple[Endpoint, float]] = []
+        self.peers = PeerIndex()
         self.destroy: DestroySubscriber | None = None
         self.trace: TraceMerger | None = None
         self.warnings: list[str] = []
@@ -125,12 +128,18 @@ class Watcher:
     def __iter__(self) -> Iterator[Event]:
         return self.events()
 
-    def events(self, until: float | None = None) -> Iterator[Event]:
-        """Events as they happen, until the monotonic time ``until`` (forever with None)."""
+    def events(self, until: float | None = None,
+               idle: Callable[[], None] | None = None) -> Iterator[Event]:
+        """Events as they happen, until the monotonic time ``until`` (forever with None).
+
+        ``idle`` is called after every wait, events or not (a recorder commits there).
+        """
         next_poll = time.monotonic() + self.interval
         while until is None or time.monotonic() < until:
             wake = next_poll if until is None else min(next_poll, until)
             yield from self.step(max(0.0, wake - time.monotonic()))
+            if idle is not None:
+                idle()
             if time.monotonic() >= next_poll:
                 yield from self._count(self._poll())
                 next_poll += self.interval
@@ -140,7 +149,7 @@ class Watcher:
     def step(self, timeout: float) -> list[Event]:
         """Wait up to ``timeout`` for the event sources and handle what they delivered."""
         fds = [s for s in (self.destroy, self.trace) if s is not None]
-        if self.destroyed:
+        if self.destroyed or self.wiped:
             timeout = min(timeout, TRACE_LAG)
         if fds:
             select.select(fds, [], [], timeout)
@@ -154,7 +163,12 @@ class Watcher:
         now = time.monotonic()
         lag = TRACE_LAG if self.trace is not None else 0.0
         while self.destroyed and now - self.destroyed[0][1] >= lag:
-            out.extend(self.on_destroyed(self.destroyed.pop(0)[0]))
+            ep = self.destroyed.pop(0)[0]
+            if is_wiped(ep) and ep.key not in self.table and self.trace is None:
+                self.wiped.append((ep, now))
+                continue
+            out.extend(self.on_destroyed(ep))
+        out.extend(self._rebuild_wiped(now))
         out.extend(self._settle(now))
         return self._count(out)
 
@@ -212,9 +226,24 @@ class Watcher:
             process = self.listener_owner(ep.local_port, ep.family)
         shown = ep._replace(state=last_state or ep.state, owners=owners)
         self.stats.sockets.add(key)
+        self.peers.remember(shown, now)
         return [*flushed, Event(kind, shown, now, _wall(now), Source.DESTROY,
                                 duration=None if opened is None else max(0.0, now - opened),
                                 process=process)]
+
+    def _rebuild_wiped(self, now: float) -> list[Event]:
+        """Reset sockets whose other end is known now (or that waited long enough)."""
+        out: list[Event] = []
+        waiting = []
+        for ep, since in self.wiped:
+            fixed = self.peers.resolve(ep, self.table.values())
+            if fixed is not None or now - since >= WIPED_WAIT:
+                out.extend(self.on_destroyed(fixed or ep))
+            else:
+                waiting.append((ep, since))
+        self.wiped = waiting
+        self.peers.expire(now)
+        return out
 
     def _poll(self, emit: bool = True) -> list[Event]:
         snap = run_query(self.query, procfs=self.procfs)
