@@ -6,9 +6,11 @@ resolver costs at most the budget, never a stall per row (netstat's classic fail
 
 from __future__ import annotations
 
+import queue
 import socket
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
+import threading
+import time
+from collections.abc import Callable, Iterable
 
 from sockscope.model.endpoint import IPAddress
 
@@ -35,19 +37,36 @@ def _reverse(addr: IPAddress) -> str | None:
     return host
 
 
-def resolve_hosts(addrs: Iterable[IPAddress], budget_s: float = DNS_BUDGET_S) -> dict[IPAddress, str]:
-    """Names for as many of ``addrs`` as resolve within ``budget_s`` seconds in total."""
+def resolve_hosts(addrs: Iterable[IPAddress], budget_s: float = DNS_BUDGET_S,
+                  lookup: Callable[[IPAddress], str | None] = _reverse) -> dict[IPAddress, str]:
+    """Names for as many of ``addrs`` as resolve within ``budget_s`` seconds in total.
+
+    ``lookup`` is the per-address resolver (tests pass a slow one to check the budget).
+    The threads are daemons: a ThreadPoolExecutor would be joined at interpreter exit,
+    so a stalled lookup would hold the finished listing hostage.
+    """
+    todo: queue.SimpleQueue[IPAddress] = queue.SimpleQueue()
     unique = [a for a in set(addrs) if not a.is_unspecified]
-    if not unique:
-        return {}
-    pool = ThreadPoolExecutor(max_workers=min(DNS_THREADS, len(unique)))
-    futures = {pool.submit(_reverse, a): a for a in unique}
-    done, _ = wait(futures, timeout=budget_s)
-    # Threads still blocked in getnameinfo are abandoned, not joined: that is the budget.
-    pool.shutdown(wait=False, cancel_futures=True)
-    names = {}
-    for fut in done:
-        name = fut.result()
-        if name:
-            names[futures[fut]] = name
-    return names
+    for addr in unique:
+        todo.put(addr)
+    names: dict[IPAddress, str] = {}
+    done = threading.Semaphore(0)
+
+    def worker() -> None:
+        while True:
+            try:
+                addr = todo.get_nowait()
+            except queue.Empty:
+                return
+            name = lookup(addr)
+            if name:
+                names[addr] = name
+            done.release()
+
+    for _ in range(min(DNS_THREADS, len(unique))):
+        threading.Thread(target=worker, daemon=True, name="sockscope-dns").start()
+    deadline = time.monotonic() + budget_s
+    for _ in unique:
+        if not done.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            break  # the budget is spent: the rest stay numeric
+    return dict(names)
