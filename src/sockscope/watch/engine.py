@@ -39,6 +39,11 @@ DESTROY_GRACE = 1.0
 #: With the tracepoint on, a destroy broadcast waits this long so the socket's last
 #: tracepoint records (read from another buffer) are merged into its closed event.
 TRACE_LAG = 0.1
+#: How long an accept waits for the owner scan before it is reported without an owner.
+OWNER_WAIT = 3.0
+#: What the tracepoint reports exactly; the poll's own view of these is dropped for
+#: sockets the tracepoint covers (accepts and drops are the poll's alone).
+TRACED_KINDS = frozenset({EventKind.OPENED, EventKind.STATE, EventKind.LISTEN})
 #: TIME_WAIT remnants keep the cookie of the socket they replace; ignore them this long.
 CLOSED_MEMORY = 120.0
 
@@ -80,6 +85,7 @@ class Watcher:
         self.vanished: dict[Key, tuple[Endpoint, float]] = {}
         self.destroyed: list[tuple[Endpoint, float]] = []
         self.wiped: list[tuple[Endpoint, float]] = []
+        self.awaiting_owner: list[Event] = []
         self.peers = PeerIndex()
         self.destroy: DestroySubscriber | None = None
         self.trace: TraceMerger | None = None
@@ -249,18 +255,46 @@ class Watcher:
         snap = run_query(self.query, procfs=self.procfs)
         eps: list[Endpoint] = list(snap.endpoints)
         if self.owners is not None:
-            self.owners.refresh_for(e.inode for e in eps)
+            self.owners.refresh_for([*(e.inode for e in eps),
+                                     *(ev.endpoint.inode for ev in self.awaiting_owner)])
             get = self.owners.get
             eps = [e._replace(owners=get(e.inode)) if e.inode else e for e in eps]
         now = snap.monotonic
         events, table = diff(self.table, eps, now, snap.taken_at, self.first_seen)
         self.table = table
-        confirmed = self.trace.confirm_table(table) if self.trace is not None else []
+        # The tracepoint fires before a socket becomes visible to a dump, so reading it
+        # after the dump yields every record of every socket the dump showed.
+        traced = self.trace.read() if self.trace is not None else []
+        confirmed = [*traced, *self.trace.confirm_table(table)] if self.trace is not None else []
         if not emit:
             for key in table:
                 self.first_seen.setdefault(key, now)
             return []
-        return [*confirmed, *self._filter_poll(events, now)]
+        return [*confirmed, *self._with_owners(self._filter_poll(events, now), now)]
+
+    def _with_owners(self, events: list[Event], now: float) -> list[Event]:
+        """Hold ``accepted`` events until the owner scan has caught up with their inode.
+
+        The scan is rate-limited; an accept is the moment a socket gains its owner, so
+        reporting it without one would miss the point.
+        """
+        if self.owners is None:
+            return events
+        out: list[Event] = []
+        waiting: list[Event] = []
+        for ev in [*self.awaiting_owner, *events]:
+            if ev.kind is not EventKind.ACCEPTED or ev.endpoint.owners:
+                out.append(ev)
+                continue
+            held = self.owners.get(ev.endpoint.inode)
+            if held:
+                out.append(ev._replace(endpoint=ev.endpoint._replace(owners=held)))
+            elif now - ev.mono < OWNER_WAIT:
+                waiting.append(ev)
+            else:
+                out.append(ev)
+        self.awaiting_owner = waiting
+        return out
 
     def _filter_poll(self, events: list[Event], now: float) -> list[Event]:
         out = []
@@ -282,7 +316,8 @@ class Watcher:
                     and self.destroy is not None:
                 self.vanished[key] = (ev.endpoint, now)  # wait for its destroy message
                 continue
-            if traced is not None and ev.endpoint.proto is Proto.TCP and traced.covers(ev):
+            if traced is not None and ev.kind in TRACED_KINDS and ev.endpoint.proto is Proto.TCP \
+                    and traced.covers(ev):
                 continue  # the tracepoint reported this transition exactly
             out.append(ev)
         return out

@@ -1,0 +1,70 @@
+"""The rarer event kinds, through the library API: bound/unbound, accepted, dropped."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+from sockscope.api import Query
+from sockscope.model.event import Event, EventKind
+from sockscope.model.states import Proto
+from sockscope.watch import Watcher
+from tests.helpers.netns import socket_in
+
+
+def collect(watcher: Watcher, seconds: float, enough: set[tuple[EventKind, int]]) -> list[Event]:
+    """Events until every (kind, local port) in ``enough`` was seen, or ``seconds`` pass.
+
+    The owner scan is rate-limited by its own cost, so on a host with many sockets an
+    ``accepted`` event can take a few seconds to be reported with its owner.
+    """
+    out: list[Event] = []
+    for ev in watcher.events(until=time.monotonic() + seconds):
+        out.append(ev)
+        if enough <= {(e.kind, e.endpoint.local_port) for e in out}:
+            break
+    return out
+
+
+def test_udp_bound_unbound_accept_and_drops(netns: str) -> None:
+    query = Query(protocols=(Proto.TCP, Proto.UDP), netns=netns, processes=True)
+    srv = socket_in(netns)
+    srv.bind(("127.0.0.1", 2500))
+    srv.listen(0)  # admits one; the next handshakes are dropped
+    clients: list[socket.socket] = []
+    accepted: list[socket.socket] = []
+
+    def act() -> None:
+        time.sleep(0.4)
+        udp = socket_in(netns, socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 5300))
+        for _ in range(3):
+            c = socket_in(netns)
+            c.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                c.connect(("127.0.0.1", 2500))
+            clients.append(c)
+        time.sleep(0.6)  # a poll sees the queued child with inode 0
+        accepted.append(srv.accept()[0])  # kept open until the end: its owner is looked up
+        time.sleep(0.6)
+        udp.close()
+
+    with Watcher(query, interval=0.2) as watcher:
+        t = threading.Thread(target=act)
+        t.start()
+        events = collect(watcher, 10.0, {(EventKind.BOUND, 5300), (EventKind.UNBOUND, 5300),
+                                         (EventKind.ACCEPTED, 2500), (EventKind.DROPPED, 2500)})
+        t.join()
+    for c in clients + accepted:
+        c.close()
+    srv.close()
+    kinds = {(e.kind, e.endpoint.local_port) for e in events}
+    assert (EventKind.BOUND, 5300) in kinds
+    assert (EventKind.UNBOUND, 5300) in kinds
+    assert (EventKind.ACCEPTED, 2500) in kinds
+    acc = next(e for e in events if e.kind is EventKind.ACCEPTED)
+    assert acc.endpoint.inode != 0 and acc.endpoint.owners
+    dropped = [e for e in events if e.kind is EventKind.DROPPED and e.endpoint.local_port == 2500]
+    assert dropped and all((e.amount or 0) > 0 for e in dropped)
