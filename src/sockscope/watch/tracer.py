@@ -33,17 +33,6 @@ CONFIRM_GRACE = 2.0
 CLOSE_GRACE = 2.0
 
 
-def _comm(rec: StateChange) -> str:
-    """The task name; ftrace prints ``<...>`` when its name cache missed the task."""
-    if rec.comm != "<...>":
-        return rec.comm
-    try:
-        with open(f"/proc/{rec.pid}/comm", encoding="utf-8", errors="replace") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
-
-
 def _ns_inode(netns: str | None) -> int:
     path = resolve_netns(netns) if netns else "/proc/self/ns/net"
     return os.stat(path).st_ino
@@ -69,6 +58,7 @@ class TraceMerger:
         # record has port 0; it is matched to the next SYN_SENT exit to the same peer.
         self.connecting: dict[tuple[object, object, int], deque[StateChange]] = {}
         self.listener_owner: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
+        self.tasks: dict[int, Owner] = {}  # thread id -> its process
 
     def fileno(self) -> int:
         """For select()."""
@@ -105,7 +95,7 @@ class TraceMerger:
         if rec.old_state is TcpState.CLOSE and rec.new_state is TcpState.SYN_SENT:
             kind = EventKind.OPENED
             if not rec.in_irq:
-                self.process[tkey] = Owner(rec.pid, _comm(rec), -1)
+                self.process[tkey] = self._owner(rec)
         elif rec.old_state is TcpState.LISTEN and rec.new_state is TcpState.SYN_RECV:
             kind = EventKind.OPENED  # the kernel accepted a connection for a listener
             owner = self.listener_owner.get((rec.family, rec.local_port)) or \
@@ -115,11 +105,35 @@ class TraceMerger:
         elif rec.new_state is TcpState.LISTEN:
             kind = EventKind.LISTEN
             if not rec.in_irq:
-                owner = Owner(rec.pid, _comm(rec), -1)
+                owner = self._owner(rec)
                 self.process[tkey] = self.listener_owner[(rec.family, rec.local_port)] = owner
         if kind is not EventKind.STATE:
             self.opened_at.setdefault(tkey, rec.mono)
         return self._admit(rec, tkey, [*opened, self._event(rec, tkey, raddr, kind)])
+
+    def _owner(self, rec: StateChange) -> Owner:
+        """The process (thread group) of the task in the record's header, as a socket owner.
+
+        The header names the thread; a socket belongs to its process, so the thread id is
+        mapped to its thread group id through ``/proc/TID/status``, once per thread for
+        the watcher's life (a per-watcher cache, since thread ids are reused).
+        """
+        known = self.tasks.get(rec.pid)
+        if known is not None:
+            return known
+        name, tgid = rec.comm, rec.pid
+        try:
+            with open(f"/proc/{rec.pid}/status", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if line.startswith("Tgid:"):
+                        tgid = int(line.split()[1])
+                        break
+            with open(f"/proc/{tgid}/comm", encoding="utf-8", errors="replace") as f:
+                name = f.read().strip() or name
+        except (OSError, ValueError):
+            pass  # the task is gone: keep what the tracepoint said
+        owner = self.tasks[rec.pid] = Owner(tgid, name if name != "<...>" else "?", -1)
+        return owner
 
     def _admit(self, rec: StateChange, tkey: TKey, events: list[Event]) -> list[Event]:
         if self._ours(rec, tkey):
@@ -137,7 +151,7 @@ class TraceMerger:
         if not queue:
             del self.connecting[(rec.local_address, rec.remote_address, rec.remote_port)]
         if not start.in_irq:
-            self.process[tkey] = Owner(start.pid, _comm(start), -1)
+            self.process[tkey] = self._owner(start)
             # The connecting process's namespace decides for the whole connection.
             self._ours(start, tkey)
         self.opened_at.setdefault(tkey, start.mono)
