@@ -72,7 +72,10 @@ class Watcher:
     def __init__(self, query: Query, *, interval: float = 1.0, sources: Iterable[str] | None = None,
                  procfs: ProcFS | None = None) -> None:
         self.query = Query(protocols=query.protocols, families=query.families,
-                           kernel=KernelFilter(ALL_STATES, query.kernel.bytecode),
+                           # TIME_WAIT remnants never make an event (see _filter_poll), and
+                           # a busy server has tens of thousands: leave them in the kernel.
+                           kernel=KernelFilter(ALL_STATES - {TcpState.TIME_WAIT},
+                                               query.kernel.bytecode),
                            processes=False, memory=True, netns=query.netns, source="netlink")
         self.interval = interval
         wanted = set(sources) if sources is not None else {"poll", "destroy", "trace"}
@@ -303,9 +306,8 @@ class Watcher:
             key = ev.endpoint.key
             if key in self.closed:
                 continue  # a TIME_WAIT remnant of a socket already reported closed
-            if ev.endpoint.state is TcpState.TIME_WAIT and (
-                    ev.kind is EventKind.OPENED or
-                    (ev.kind is EventKind.CLOSED and self.destroy is not None)):
+            if ev.endpoint.state is TcpState.TIME_WAIT and ev.kind in (EventKind.OPENED,
+                                                                      EventKind.CLOSED):
                 # Remnants of connections that already closed: cookies are made lazily,
                 # so one never dumped before its close gets a new one in TIME_WAIT.
                 continue
