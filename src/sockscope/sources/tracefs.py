@@ -31,6 +31,17 @@ def _ensure_mounted() -> None:
         raise TraceUnavailableError(f"cannot mount tracefs: {res.stderr.strip() or 'unknown error'}")
 
 
+def _remove_stale_instances() -> None:
+    """Remove instances left by watchers that were killed (SIGKILL runs no cleanup)."""
+    for inst in (TRACEFS / "instances").glob("sockscope-*"):
+        pid = inst.name.removeprefix("sockscope-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError):
+                (inst / EVENT / "enable").write_text("0")
+            with contextlib.suppress(OSError):
+                inst.rmdir()
+
+
 class TraceSession:
     """Reads state changes from a private instance's ``trace_pipe``."""
 
@@ -40,6 +51,7 @@ class TraceSession:
         _ensure_mounted()
         if not (TRACEFS / EVENT).is_dir():
             raise TraceUnavailableError("this kernel has no sock:inet_sock_set_state tracepoint")
+        _remove_stale_instances()
         self.path = TRACEFS / "instances" / (name or f"sockscope-{os.getpid()}")
         try:
             self.path.mkdir()

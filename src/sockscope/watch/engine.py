@@ -71,12 +71,19 @@ class Watcher:
 
     def __init__(self, query: Query, *, interval: float = 1.0, sources: Iterable[str] | None = None,
                  procfs: ProcFS | None = None) -> None:
+        # Two dumps a poll: everything but listeners on the fast path (no attributes), and
+        # listeners alone with their memory counters (drops). TIME_WAIT remnants never
+        # make an event (see _filter_poll) and a busy server has tens of thousands of
+        # them, so they stay in the kernel.
         self.query = Query(protocols=query.protocols, families=query.families,
-                           # TIME_WAIT remnants never make an event (see _filter_poll), and
-                           # a busy server has tens of thousands: leave them in the kernel.
-                           kernel=KernelFilter(ALL_STATES - {TcpState.TIME_WAIT},
+                           kernel=KernelFilter(ALL_STATES - {TcpState.TIME_WAIT, TcpState.LISTEN},
                                                query.kernel.bytecode),
-                           processes=False, memory=True, netns=query.netns, source="netlink")
+                           processes=False, tcp_info=query.tcp_info, netns=query.netns,
+                           source="netlink")
+        self.listen_query = Query(protocols=query.protocols, families=query.families,
+                                  kernel=KernelFilter(frozenset({TcpState.LISTEN}),
+                                                      query.kernel.bytecode),
+                                  memory=True, netns=query.netns, source="netlink")
         self.interval = interval
         wanted = set(sources) if sources is not None else {"poll", "destroy", "trace"}
         self.procfs = procfs or ProcFS()
@@ -256,7 +263,11 @@ class Watcher:
 
     def _poll(self, emit: bool = True) -> list[Event]:
         snap = run_query(self.query, procfs=self.procfs)
-        eps: list[Endpoint] = list(snap.endpoints)
+        eps: list[Endpoint] = [*snap.endpoints]
+        if Proto.TCP in self.query.protocols:
+            eps += run_query(self.listen_query, procfs=self.procfs).endpoints
+        if self.trace is not None:
+            self.stats.trace_overruns = self.trace.session.overruns()
         if self.owners is not None:
             self.owners.refresh_for([*(e.inode for e in eps),
                                      *(ev.endpoint.inode for ev in self.awaiting_owner)])

@@ -106,7 +106,9 @@ class TraceMerger:
             kind = EventKind.LISTEN
             if not rec.in_irq:
                 owner = self._owner(rec)
-                self.process[tkey] = self.listener_owner[(rec.family, rec.local_port)] = owner
+                self.process[tkey] = owner
+                if self._ours(rec, tkey):  # another namespace may listen on the same port
+                    self.listener_owner[(rec.family, rec.local_port)] = owner
         if kind is not EventKind.STATE:
             self.opened_at.setdefault(tkey, rec.mono)
         return self._admit(rec, tkey, [*opened, self._event(rec, tkey, raddr, kind)])
