@@ -165,12 +165,15 @@ def _summary(args: argparse.Namespace, env: Env, watcher: Watcher, shown: list[E
             ep = ev.endpoint
             conns.add((ep.proto, ep.local_address, ep.local_port, ep.remote_address, ep.remote_port))
     lost = stats.lost
+    recovered = stats.lost_closes + stats.closes_from_trace
     lines = [
         "events: " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"),
         f"connections seen: {len(conns)}",
-        f"lost events: {lost}" + (f" (destroy overruns {stats.destroy_overruns}, tracepoint "
-                                  f"overruns {stats.trace_overruns})" if lost else ""),
-        f"closes found only by a dump: {stats.lost_closes}",
+        f"lost events: {lost}" + (f" (kernel buffer overruns: destroy {stats.destroy_overruns},"
+                                  f" tracepoint {stats.trace_overruns})" if lost else ""),
+        f"closes reported without their destroy message: {recovered}"
+        + (f" (from the tracepoint {stats.closes_from_trace}, from a dump "
+           f"{stats.lost_closes}; their final counters are unknown)" if recovered else ""),
         f"sources: {', '.join(stats.sources)}",
     ]
     if stats.foreign:

@@ -56,6 +56,7 @@ class WatchStats:
     sockets: set[Key] = field(default_factory=set)
     destroy_overruns: int = 0
     lost_closes: int = 0  # closes whose destroy message never came (found by a dump)
+    closes_from_trace: int = 0  # closes whose destroy message never came (the tracepoint's)
     trace_overruns: int = 0
     foreign: int = 0  # tracepoint records left out: another namespace
     sources: tuple[str, ...] = ()
@@ -96,6 +97,7 @@ class Watcher:
         self.destroyed: list[tuple[Endpoint, float]] = []
         self.wiped: list[tuple[Endpoint, float]] = []
         self.awaiting_owner: list[Event] = []
+        self.listeners: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
         self.peers = PeerIndex()
         self.destroy: DestroySubscriber | None = None
         self.trace: TraceMerger | None = None
@@ -225,6 +227,8 @@ class Watcher:
         process = None
         last_state = prev.state if prev is not None else None
         flushed: list[Event] = []
+        if self.trace is not None and self.trace.already_closed(tkey):
+            return []  # reported from the tracepoint when this message was overdue
         if self.trace is not None:
             flushed, opened, last_state, process, exact = self.trace.closed(tkey, opened, last_state)
             now = exact if exact is not None else now
@@ -276,6 +280,8 @@ class Watcher:
         now = snap.monotonic
         events, table = diff(self.table, eps, now, snap.taken_at, self.first_seen)
         self.table = table
+        self.listeners = {(ep.family, ep.local_port): ep.owners[0] for ep in eps
+                          if ep.state is TcpState.LISTEN and ep.owners}
         # The tracepoint fires before a socket becomes visible to a dump, so reading it
         # after the dump yields every record of every socket the dump showed.
         traced = self.trace.read() if self.trace is not None else []
@@ -361,11 +367,7 @@ class Watcher:
 
     def listener_owner(self, port: int, family: int) -> Owner | None:
         """The process holding the listener on ``port``: who accepted connections there."""
-        for ep in self.table.values():
-            if ep.state is TcpState.LISTEN and ep.local_port == port and ep.owners \
-                    and ep.family == family:
-                return ep.owners[0]
-        return None
+        return self.listeners.get((family, port))
 
 
 def tuple_key(ep: Endpoint) -> TKey:

@@ -31,6 +31,8 @@ TKey = tuple[str, IPAddress | None, int, IPAddress | None, int]
 CONFIRM_GRACE = 2.0
 #: How long a transition to CLOSE waits for its destroy broadcast (final counters).
 CLOSE_GRACE = 2.0
+#: How long a close reported from the tracepoint alone still absorbs its late destroy.
+LATE_DESTROY = 60.0
 
 
 def _ns_inode(netns: str | None) -> int:
@@ -59,6 +61,7 @@ class TraceMerger:
         self.connecting: dict[tuple[object, object, int], deque[StateChange]] = {}
         self.listener_owner: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
         self.tasks: dict[int, Owner] = {}  # thread id -> its process
+        self.closed_here: dict[TKey, float] = {}  # closes reported without a destroy
 
     def fileno(self) -> int:
         """For select()."""
@@ -259,4 +262,14 @@ class TraceMerger:
                 out.append(ev._replace(
                     endpoint=ev.endpoint._replace(state=state or ev.endpoint.state),
                     duration=None if opened is None else ev.mono - opened, process=proc))
+                self.closed_here[tkey] = now
+                self.watcher.stats.closes_from_trace += 1
+        for tkey, when in list(self.closed_here.items()):
+            if now - when > LATE_DESTROY:
+                del self.closed_here[tkey]
         return out
+
+    def already_closed(self, tkey: TKey) -> bool:
+        """Whether ``tkey``'s close was reported from the tracepoint, its destroy message
+        having come too late (a lagging reader); the late message must not close it twice."""
+        return self.closed_here.pop(tkey, None) is not None
