@@ -3,31 +3,53 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-from dataclasses import dataclass, field
-from typing import TextIO
+
+TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see sockscope._namedtuple)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
-@dataclass
 class Env:
-    """Streams, terminal facts and environment variables for one command run."""
+    """Streams, terminal facts and environment variables for one command run.
 
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    stdin_isatty: bool = False
-    stdout_isatty: bool = False
-    width: int = 80
-    environ: dict[str, str] = field(default_factory=dict)
+    A plain class rather than a dataclass: this sits on every command's start-up path,
+    and ``dataclasses`` costs ~10 ms to import (it pulls in ``inspect``).
+    """
+
+    def __init__(
+        self,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        stdin_isatty: bool = False,
+        stdout_isatty: bool = False,
+        width: int = 80,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        # The real streams are looked up per instance, as the dataclass's factories did,
+        # so a test that swaps sys.stdout still gets its own stream.
+        self.stdout: TextIO = sys.stdout if stdout is None else stdout
+        self.stderr: TextIO = sys.stderr if stderr is None else stderr
+        self.stdin_isatty = stdin_isatty
+        self.stdout_isatty = stdout_isatty
+        self.width = width
+        self.environ: dict[str, str] = {} if environ is None else environ
+
+    def __repr__(self) -> str:
+        return (f"Env(stdout={self.stdout!r}, stderr={self.stderr!r}, "
+                f"stdin_isatty={self.stdin_isatty!r}, stdout_isatty={self.stdout_isatty!r}, "
+                f"width={self.width!r}, environ={self.environ!r})")
 
     @classmethod
     def from_process(cls) -> Env:
         """The real process's streams and terminal."""
         tty = sys.stdout.isatty()
-        return cls(
-            sys.stdout, sys.stderr, sys.stdin.isatty(), tty,
-            shutil.get_terminal_size((80, 24)).columns if tty else 80, dict(os.environ),
-        )
+        width = 80
+        if tty:
+            import shutil  # noqa: PLC0415 - only a terminal needs its width
+
+            width = shutil.get_terminal_size((80, 24)).columns
+        return cls(sys.stdout, sys.stderr, sys.stdin.isatty(), tty, width, dict(os.environ))
 
     def error(self, message: str) -> None:
         """One line on stderr, prefixed with the program's name."""

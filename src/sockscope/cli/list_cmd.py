@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 
 from sockscope.api import run_query
 from sockscope.cli.env import Env
@@ -11,9 +12,7 @@ from sockscope.cli.query import apply_predicate, build_selection
 from sockscope.model.endpoint import Endpoint, Snapshot
 from sockscope.model.states import Proto
 from sockscope.render.addresses import Notation
-from sockscope.render.listing import ListingStyle, render_listing
-from sockscope.render.records import render_csv, render_json, render_jsonl
-from sockscope.render.summary import render_summary
+from sockscope.render.listing import ListingStyle, render_listing_text
 
 DESCRIPTION = """\
 List every endpoint, as netstat and ss do: TCP and UDP over IPv4 and IPv6, and UNIX
@@ -77,27 +76,52 @@ def add_listing_flags(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     """Read, filter and print the listing."""
+    # The cyclic collector stays off while the listing is built: it would walk the tens of
+    # thousands of endpoints again and again as they pile up, and they hold no cycles.
+    # They are all freed (by reference counting) before it is back on, so it has nothing
+    # left over to walk then either.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        text = _listing(args, env)
+    finally:
+        if collecting:
+            gc.enable()
+    env.stdout.write(text)
+    return 0
+
+
+def _listing(args: argparse.Namespace, env: Env) -> str:
     selection = build_selection(args, processes=args.processes, tcp_info=args.info)
     snap = run_query(selection.query)
     for warning in snap.warnings:
         env.warn(warning)
     endpoints = apply_predicate(selection, snap.endpoints)
-    env.stdout.write(format_listing(args, snap, endpoints, env))
-    return 0
+    return format_listing(args, snap, endpoints, env)
 
 
 def format_listing(args: argparse.Namespace, snap: Snapshot, endpoints: list[Endpoint],
                    env: Env) -> str:
     """The listing's text in the requested format."""
     fmt = args.format
-    if fmt == "json":
-        return render_json(snap, endpoints, args.info, args.timers) + "\n"
-    if fmt == "jsonl":
-        return "".join(line + "\n" for line in render_jsonl(endpoints, args.info, args.timers))
-    if fmt == "csv":
-        return render_csv(endpoints, args.info, args.timers,
-                          unix=any(e.proto is Proto.UNIX for e in endpoints))
+    if fmt is not None:
+        # json and csv cost several ms to import: only the formats that need them pay.
+        from sockscope.render.records import (  # noqa: PLC0415
+            render_csv,
+            render_json,
+            render_jsonl,
+        )
+
+        if fmt == "json":
+            return render_json(snap, endpoints, args.info, args.timers) + "\n"
+        if fmt == "jsonl":
+            return "".join(line + "\n" for line in render_jsonl(endpoints, args.info, args.timers))
+        if fmt == "csv":
+            return render_csv(endpoints, args.info, args.timers,
+                              unix=any(e.proto is Proto.UNIX for e in endpoints))
     if args.summary:
+        from sockscope.render.summary import render_summary  # noqa: PLC0415 - lazy, as above
+
         return "\n".join(render_summary(endpoints)) + "\n"
     style = ListingStyle(
         layout="ss" if args.ss_layout else ("bsd" if args.bsd else "netstat"),
@@ -105,10 +129,8 @@ def format_listing(args: argparse.Namespace, snap: Snapshot, endpoints: list[End
         processes=args.processes, extended=args.extend, timers=args.timers, info=args.info,
         header=not args.no_header, explain=args.explain,
     )
-    lines = render_listing(endpoints, style)
-    if style.header and style.layout != "ss":
-        lines.insert(0, _title(args, snap))
-    return "".join(line + "\n" for line in lines)
+    title = _title(args, snap) if style.header and style.layout != "ss" else None
+    return render_listing_text(endpoints, style, title)
 
 
 def make_notation(args: argparse.Namespace, endpoints: list[Endpoint]) -> Notation:

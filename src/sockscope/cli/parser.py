@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, NoReturn
-
-if TYPE_CHECKING:
-    from _typeshed import SupportsWrite
 
 from sockscope.cli.env import Env
+
+TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see sockscope._namedtuple)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from _typeshed import SupportsWrite
 
 
 class UsageError(Exception):
@@ -19,6 +21,31 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser that writes to the injected streams and raises instead of exiting."""
 
     env: Env
+    # argparse makes a HelpFormatter for every add_argument (to check the metavar) and
+    # for add_subparsers (to name the subcommands), and each one asks the terminal for
+    # its width, importing shutil: ~3 ms of a short listing's start-up, for text nobody
+    # sees. Those get a fixed width; the help and usage text people do see still gets
+    # the terminal's.
+    _unseen_text = False
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        if self._unseen_text:
+            return self.formatter_class(prog=self.prog, width=78)  # type: ignore[call-arg]
+        return super()._get_formatter()
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # noqa: ANN401 - argparse's own
+        self._unseen_text = True
+        try:
+            return super().add_argument(*args, **kwargs)
+        finally:
+            self._unseen_text = False
+
+    def add_subparsers(self, **kwargs: Any) -> Any:  # noqa: ANN401 - argparse's own signature
+        self._unseen_text = True
+        try:
+            return super().add_subparsers(**kwargs)
+        finally:
+            self._unseen_text = False
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")

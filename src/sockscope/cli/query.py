@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
+from sockscope._namedtuple import NamedTuple
 from sockscope.api import KernelFilter, Query
 from sockscope.cli.parser import UsageError
 from sockscope.model.endpoint import Endpoint
@@ -17,8 +17,7 @@ from sockscope.model.states import (
 )
 
 
-@dataclass(slots=True)
-class Selection:
+class Selection(NamedTuple):
     """The query to run and the predicate to apply to what comes back."""
 
     query: Query
@@ -84,7 +83,6 @@ def build_selection(args: argparse.Namespace, *, processes: bool = False,
     bytecode = None
     if text:
         from sockscope.model.filter import FilterError, parse_filter  # noqa: PLC0415 - lazy
-        from sockscope.sources.names import resolve_service, resolve_user  # noqa: PLC0415
         try:
             flt = parse_filter(text, resolve_service=resolve_service, resolve_user=resolve_user)
         except FilterError as exc:
@@ -115,3 +113,18 @@ def apply_predicate(selection: Selection, endpoints: tuple[Endpoint, ...]) -> li
         return list(endpoints)
     matches = flt.matches  # type: ignore[attr-defined]
     return [ep for ep in endpoints if matches(ep)]
+
+
+def resolve_service(name: str) -> int | None:
+    """``sources.names.resolve_service``, loaded only when a filter names a service: that
+    module imports ``socket`` and ``pwd``, which 'port == 23' has no need of."""
+    from sockscope.sources import names  # noqa: PLC0415
+
+    return names.resolve_service(name)
+
+
+def resolve_user(name: str) -> int | None:
+    """``sources.names.resolve_user``, loaded only when a filter names a user (see above)."""
+    from sockscope.sources import names  # noqa: PLC0415
+
+    return names.resolve_user(name)

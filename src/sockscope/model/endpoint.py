@@ -8,10 +8,9 @@ the budget that lets ``list -tan`` keep up with ``ss``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
-from typing import NamedTuple
 
+from sockscope._namedtuple import NamedTuple
 from sockscope.model.states import Proto, TcpState
 
 IPAddress = IPv4Address | IPv6Address
@@ -116,18 +115,54 @@ class Endpoint(NamedTuple):
         return self._replace(owners=owners)
 
 
-@dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Every endpoint seen in one pass, with where and when they were read."""
+    """Every endpoint seen in one pass, with where and when they were read.
+
+    Immutable. A plain slotted class, not a dataclass: importing ``dataclasses`` pulls in
+    ``inspect`` and ``ast`` (~10 ms), a large share of a short listing's start-up.
+    """
+
+    __slots__ = ("endpoints", "host", "kernel", "monotonic", "netns", "source", "taken_at",
+                 "warnings")
+    _FIELDS = ("endpoints", "taken_at", "monotonic", "source", "netns", "host", "kernel",
+               "warnings")
 
     endpoints: tuple[Endpoint, ...]
     taken_at: float  # seconds since the epoch
     monotonic: float
     source: str  # "netlink" or "procfs"
-    netns: str = ""
-    host: str = ""
-    kernel: str = ""
-    warnings: tuple[str, ...] = field(default=())
+    netns: str
+    host: str
+    kernel: str
+    warnings: tuple[str, ...]
+
+    def __init__(self, endpoints: tuple[Endpoint, ...], taken_at: float, monotonic: float,
+                 source: str, netns: str = "", host: str = "", kernel: str = "",
+                 warnings: tuple[str, ...] = ()) -> None:
+        values = (endpoints, taken_at, monotonic, source, netns, host, kernel, warnings)
+        for name, value in zip(self._FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def _astuple(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._astuple() == other._astuple()
+
+    def __hash__(self) -> int:
+        return hash(self._astuple())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"Snapshot({inner})"
 
     def __len__(self) -> int:
         return len(self.endpoints)

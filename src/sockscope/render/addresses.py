@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
 from sockscope.model.endpoint import Endpoint, IPAddress
@@ -12,18 +11,26 @@ HostNamer = Callable[[IPAddress], str | None]
 PortNamer = Callable[[int, str], str | None]
 
 
-@dataclass(slots=True)
 class Notation:
     """How addresses are written: Linux or BSD style, numeric or with names.
 
     ``host_name``/``port_name`` are lookups the caller prepared (resolution is I/O and
-    happens outside this pure layer); they return None to keep the number.
+    happens outside this pure layer); they return None to keep the number. A plain
+    slotted class, not a dataclass, to keep ``dataclasses`` off the start-up path.
     """
 
-    bsd: bool = False
-    host_name: HostNamer | None = None
-    port_name: PortNamer | None = None
-    _host_cache: dict[IPAddress, str] = field(default_factory=dict)
+    __slots__ = ("_host_cache", "bsd", "host_name", "port_name")
+
+    def __init__(self, bsd: bool = False, host_name: HostNamer | None = None,
+                 port_name: PortNamer | None = None) -> None:
+        self.bsd = bsd
+        self.host_name = host_name
+        self.port_name = port_name
+        self._host_cache: dict[IPAddress, str] = {}
+
+    def __repr__(self) -> str:
+        return (f"Notation(bsd={self.bsd!r}, host_name={self.host_name!r}, "
+                f"port_name={self.port_name!r})")
 
     def host(self, addr: IPAddress) -> str:
         """The address part: ``*`` for a wildcard in BSD style, a name, or the number."""

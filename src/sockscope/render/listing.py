@@ -3,66 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from sockscope.model.endpoint import Endpoint, Owner
+from sockscope.model.endpoint import Endpoint
 from sockscope.model.states import Proto, TcpState
 from sockscope.render.addresses import Notation
-from sockscope.render.table import Column, render_columns
 
-QUEUED_MARK = "(queued)"  # no blank: the state stays one field for awk
+# The labels live in their own module so the row loops can use them too; they are
+# imported from here as well, as they always were.
+from sockscope.render.labels import QUEUED_MARK, format_owners, proto_label, state_label
+from sockscope.render.rows import RECV_Q, SEND_Q, base_cells, netstat_text, owner_cells
+from sockscope.render.table import Column, render_columns_text
+
+__all__ = [
+    "QUEUED_MARK",
+    "ListingStyle",
+    "explain",
+    "format_info",
+    "format_owners",
+    "format_timer",
+    "proto_label",
+    "render_listing",
+    "render_listing_text",
+    "state_label",
+]
 
 
-@dataclass(slots=True)
 class ListingStyle:
-    """What a listing shows and in which layout."""
+    """What a listing shows and in which layout.
 
-    layout: str = "netstat"  # netstat, bsd, ss
-    notation: Notation = field(default_factory=Notation)
-    processes: bool = False
-    extended: bool = False
-    timers: bool = False
-    info: bool = False
-    header: bool = True
-    explain: bool = False
+    A plain slotted class, not a dataclass, to keep ``dataclasses`` (~10 ms to import)
+    off the start-up path of ``sockscope list``.
+    """
 
+    __slots__ = ("explain", "extended", "header", "info", "layout", "notation", "processes",
+                 "timers")
 
-def proto_label(ep: Endpoint, layout: str) -> str:
-    """``tcp``/``tcp6`` as netstat writes it, ``tcp4``/``tcp6`` as BSD, ``tcp`` as ss."""
-    if ep.proto is Proto.UNIX:
-        return "unix" if layout != "ss" else _UNIX_NETID.get(ep.sock_type or "", "u_str")
-    if layout == "ss":
-        return ep.proto.value
-    if ep.family == 6:
-        return f"{ep.proto.value}6"
-    return f"{ep.proto.value}4" if layout == "bsd" else ep.proto.value
+    def __init__(self, layout: str = "netstat", notation: Notation | None = None,
+                 processes: bool = False, extended: bool = False, timers: bool = False,
+                 info: bool = False, header: bool = True, explain: bool = False) -> None:
+        self.layout = layout  # netstat, bsd, ss
+        self.notation = Notation() if notation is None else notation
+        self.processes = processes
+        self.extended = extended
+        self.timers = timers
+        self.info = info
+        self.header = header
+        self.explain = explain
 
-
-_UNIX_NETID = {"stream": "u_str", "dgram": "u_dgr", "seqpacket": "u_seq"}
-
-
-def state_label(ep: Endpoint, layout: str) -> str:
-    """The state, with ``(queued)`` when TCP accepted it and the application has not."""
-    if layout == "ss":
-        text = ep.state.ss_label_for(ep.proto)
-    elif ep.proto is Proto.UDP and ep.state is TcpState.CLOSE and layout == "netstat":
-        text = ""  # netstat leaves an unconnected UDP socket's state blank
-    else:
-        text = ep.state.label(ep.proto)
-    return text + QUEUED_MARK if ep.queued else text
-
-
-def format_owners(owners: Sequence[Owner], layout: str) -> str:
-    """``1234/nginx`` (netstat) or ``users:(("nginx",pid=1234,fd=6))`` (ss); ``-`` when none."""
-    if not owners:
-        return "" if layout == "ss" else "-"
-    if layout == "ss":
-        inner = ",".join(f'("{o.name}",pid={o.pid},fd={o.fd})' for o in owners)
-        return f"users:({inner})"
-    seen: dict[int, str] = {}
-    for o in owners:
-        seen.setdefault(o.pid, o.name)
-    return ",".join(f"{pid}/{name}" for pid, name in seen.items())
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in (
+            "layout", "notation", "processes", "extended", "timers", "info", "header", "explain"))
+        return f"ListingStyle({inner})"
 
 
 def format_timer(ep: Endpoint) -> str:
@@ -98,6 +89,13 @@ def _rate(bits_per_s: int) -> str:
 
 def render_listing(endpoints: Sequence[Endpoint], style: ListingStyle) -> list[str]:
     """The listing's lines, header included when the style asks for it."""
+    text = render_listing_text(endpoints, style)
+    return text.split("\n")[:-1] if text else []
+
+
+def render_listing_text(endpoints: Sequence[Endpoint], style: ListingStyle,
+                        title: str | None = None) -> str:
+    """The listing as one string, every line ending in a newline; ``title`` goes first."""
     layout = style.layout
     if layout == "ss":
         columns = [Column("Netid", 5), Column("State", 6), Column("Recv-Q", 6, right=True),
@@ -108,58 +106,21 @@ def render_listing(endpoints: Sequence[Endpoint], style: ListingStyle) -> list[s
                    Column("Send-Q", 6, right=True), Column("Local Address", 23),
                    Column("Foreign Address", 23),
                    Column("(state)" if layout == "bsd" else "State", 11)]
-    protos, states, recv_q, send_q, local, remote = _base_cells(endpoints, style)
-    cells = ([protos, states, recv_q, send_q, local, remote] if layout == "ss"
-             else [protos, recv_q, send_q, local, remote, states])
+        fast = netstat_text(endpoints, style, columns, _extra_columns(style), title)
+        if fast is not None:
+            return fast
+    protos, states, local, remote = base_cells(endpoints, style)
+    # Queue sizes stay ints: the table writes them as str() would, once per distinct value.
+    recv_q = list(map(RECV_Q, endpoints))
+    send_q = list(map(SEND_Q, endpoints))
+    cells: list[Sequence[str | int]] = (
+        [protos, states, recv_q, send_q, local, remote] if layout == "ss"
+        else [protos, recv_q, send_q, local, remote, states])
     extras = _extra_columns(style)
     if extras:
-        rows = [_extra_cells(ep, style) for ep in endpoints]
-        cells.extend([row[i] for row in rows] for i in range(len(extras)))
+        cells.extend(_extra_cell_columns(endpoints, style))
         columns.extend(extras)
-    return render_columns(columns, cells, header=style.header)
-
-
-def _base_cells(endpoints: Sequence[Endpoint], style: ListingStyle) -> tuple[list[str], ...]:
-    """The six base columns, built with per-listing caches.
-
-    The caches are keyed by object identity: addresses come from the decoder's shared
-    cache, and ``ipaddress``/``Enum`` hashing runs Python code, which at 60k rows would
-    cost more than all the rest of the rendering.
-    """
-    layout, nt = style.layout, style.notation
-    text: dict[int, str] = {}
-    labels: dict[tuple[int, int, int, bool], tuple[str, str]] = {}
-    protos, states, recv_q, send_q, local, remote = [], [], [], [], [], []
-    sep = "." if nt.bsd else ":"
-    numeric = nt.port_name is None
-    for ep in endpoints:
-        key = (id(ep.proto), ep.family, int(ep.state), ep.inode == 0)
-        lab = labels.get(key)
-        if lab is None:
-            lab = labels[key] = (proto_label(ep, layout), state_label(ep, layout))
-        protos.append(lab[0])
-        states.append(lab[1])
-        recv_q.append(str(ep.recv_q))
-        send_q.append(str(ep.send_q))
-        la, ra = ep.local_address, ep.remote_address
-        if la is None or (ra is None and ep.remote_port is not None):
-            local.append(nt.local(ep))
-            remote.append(nt.remote(ep))
-            continue
-        lh = text.get(id(la))
-        if lh is None:
-            lh = text[id(la)] = nt.host(la)
-        local.append(f"{lh}{sep}{ep.local_port}" if numeric
-                     else nt.join(lh, nt.port(ep.local_port, ep.proto)))
-        if ra is None:
-            remote.append(nt.remote(ep))
-        else:
-            rh = text.get(id(ra))
-            if rh is None:
-                rh = text[id(ra)] = nt.host(ra)
-            remote.append(f"{rh}{sep}{ep.remote_port}" if numeric
-                          else nt.join(rh, nt.port(ep.remote_port, ep.proto)))  # type: ignore[arg-type]
-    return protos, states, recv_q, send_q, local, remote
+    return render_columns_text(columns, cells, header=style.header, title=title)
 
 
 def _extra_columns(style: ListingStyle) -> list[Column]:
@@ -178,20 +139,23 @@ def _extra_columns(style: ListingStyle) -> list[Column]:
     return cols
 
 
-def _extra_cells(ep: Endpoint, style: ListingStyle) -> list[str]:
-    cells = []
+def _extra_cell_columns(endpoints: Sequence[Endpoint], style: ListingStyle) -> list[list[str]]:
+    """The cells of ``_extra_columns``, one list per column."""
+    cols: list[list[str]] = []
     if style.extended:
-        cells += ["-" if ep.uid is None else str(ep.uid), str(ep.inode),
-                  "-" if ep.cookie is None else str(ep.cookie)]
+        cols += [["-" if ep.uid is None else str(ep.uid) for ep in endpoints],
+                 [str(ep.inode) for ep in endpoints],
+                 ["-" if ep.cookie is None else str(ep.cookie) for ep in endpoints]]
     if style.processes:
-        cells.append(format_owners(ep.owners, style.layout))
+        cols.append(owner_cells(endpoints, style.layout))
     if style.timers:
-        cells.append(format_timer(ep))
+        cols.append([format_timer(ep) for ep in endpoints])
     if style.info:
-        cells.append(format_info(ep))
+        cols.append([format_info(ep) for ep in endpoints])
     if style.explain:
-        cells.append(explain(ep, style.notation))
-    return cells
+        nt = style.notation
+        cols.append([explain(ep, nt) for ep in endpoints])
+    return cols
 
 
 def explain(ep: Endpoint, nt: Notation) -> str:
