@@ -159,3 +159,33 @@ def test_bad_watch_arguments() -> None:
         err = io.StringIO()
         assert main(argv, Env(stdout=io.StringIO(), stderr=err)) == 2, argv
         assert needle in err.getvalue(), (argv, err.getvalue())
+
+
+REUSE = r"""
+import socket, struct, sys, time, os
+lst = socket.socket(); lst.bind(("127.0.0.1", 2323)); lst.listen(16)
+time.sleep(float(sys.argv[1]))
+for i in range(3):
+    c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind(("127.0.0.1", 40404))  # the same 4-tuple every time
+    c.connect(("127.0.0.1", 2323)); a, _ = lst.accept()
+    time.sleep(0.01 * (i + 1))    # lives of 10, 20 and 30 ms
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close(); a.close()
+print(os.getpid(), flush=True)
+time.sleep(1)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the tracepoint source needs root")
+def test_a_reused_four_tuple_keeps_its_connections_apart(netns: str) -> None:
+    load = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", REUSE, "1.5"],
+                            stdout=subprocess.PIPE, text=True)
+    events, _ = watch_jsonl(netns, seconds=4.5)
+    pid = int(load.communicate(timeout=30)[0].split()[0])
+    client = [e for e in events if e["event"] == "closed" and e["local_port"] == 40404]
+    opened = [e for e in events if e["event"] == "opened" and e["local_port"] == 40404]
+    assert len(client) == 3 and len(opened) == 3
+    assert all(e["pid"] == pid for e in client + opened)
+    durations = sorted(e["duration"] for e in client)  # type: ignore[type-var]
+    assert durations[0] < durations[1] < durations[2] < 0.2, durations

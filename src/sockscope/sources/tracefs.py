@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from pathlib import Path
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -69,6 +70,8 @@ class TraceSession:
             self.close()
             raise TraceUnavailableError(f"cannot enable the tracepoint: {exc}") from None
         self._partial = b""
+        self._lines: list[str] = []
+        self.caught_up_at = 0.0  # monotonic time the pipe was last found empty
 
     def _write(self, rel: str, value: str) -> None:
         (self.path / rel).write_text(value)
@@ -77,20 +80,35 @@ class TraceSession:
         """For select()."""
         return self.fd
 
-    def read_lines(self) -> list[str]:
-        """Every complete line available now."""
-        chunks = [self._partial]
-        while True:
-            try:
-                data = os.read(self.fd, 1 << 20)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        raw = b"".join(chunks)
-        body, _, self._partial = raw.rpartition(b"\n")
-        return body.decode("utf-8", "replace").splitlines() if body else []
+    def read_lines(self, limit: int = 1 << 30) -> list[str]:
+        """Up to ``limit`` complete lines; the rest wait for the next call.
+
+        Callers that also read a netlink socket keep ``limit`` small, so a burst of
+        tracepoint lines cannot keep them from draining that socket's smaller buffer.
+        """
+        if len(self._lines) < limit:
+            chunks = [self._partial]
+            size = 0
+            while size < limit * 128:  # about 250 bytes a line: enough for this slice
+                try:
+                    data = os.read(self.fd, 1 << 20)
+                except BlockingIOError:
+                    # Empty right now: every record written before this moment is read.
+                    self.caught_up_at = time.monotonic()
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+                size += len(data)
+            body, _, self._partial = b"".join(chunks).rpartition(b"\n")
+            if body:
+                self._lines.extend(body.decode("utf-8", "replace").splitlines())
+        out, self._lines = self._lines[:limit], self._lines[limit:]
+        return out
+
+    def pending(self) -> bool:
+        """Whether lines already read are waiting to be handed out."""
+        return bool(self._lines)
 
     def overruns(self) -> int:
         """Events the ring buffer lost because we read too slowly (all CPUs)."""

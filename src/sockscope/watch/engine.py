@@ -36,14 +36,17 @@ from sockscope.watch.wiped import WIPED_WAIT, PeerIndex, is_wiped
 #: A socket that vanished from a dump waits this long for its destroy message (the kernel
 #: sends those from a workqueue, so they can trail the dump).
 DESTROY_GRACE = 1.0
-#: With the tracepoint on, a destroy broadcast waits this long so the socket's last
-#: tracepoint records (read from another buffer) are merged into its closed event.
+#: With the tracepoint on, a destroy broadcast waits for the trace pipe to be drained
+#: (see _destroy_due), at most this long; the select() timeout while one waits.
+MAX_TRACE_LAG = 2.0
 TRACE_LAG = 0.1
 #: How long an accept waits for the owner scan before it is reported without an owner.
 OWNER_WAIT = 3.0
 #: What the tracepoint reports exactly; the poll's own view of these is dropped for
 #: sockets the tracepoint covers (accepts and drops are the poll's alone).
 TRACED_KINDS = frozenset({EventKind.OPENED, EventKind.STATE, EventKind.LISTEN})
+#: Tracepoint lines handled between two reads of the destroy socket.
+TRACE_SLICE = 2000
 #: TIME_WAIT remnants keep the cookie of the socket they replace; ignore them this long.
 CLOSED_MEMORY = 120.0
 
@@ -175,12 +178,18 @@ class Watcher:
             time.sleep(timeout)
         out: list[Event] = []
         if self.trace is not None:
-            out.extend(self.trace.read())
-        if self.destroy is not None:
+            # Tracepoint lines come in bursts of tens of thousands; handle them in slices
+            # and drain the destroy socket between slices, or its 4 MiB fill up meanwhile.
+            while True:
+                out.extend(self.trace.read(TRACE_SLICE))
+                if self.destroy is not None:
+                    out.extend(self._read_destroy())
+                if not self.trace.session.pending():
+                    break
+        elif self.destroy is not None:
             out.extend(self._read_destroy())
         now = time.monotonic()
-        lag = TRACE_LAG if self.trace is not None else 0.0
-        while self.destroyed and now - self.destroyed[0][1] >= lag:
+        while self.destroyed and self._destroy_due(self.destroyed[0][1], now):
             ep = self.destroyed.pop(0)[0]
             if is_wiped(ep) and ep.key not in self.table and self.trace is None:
                 self.wiped.append((ep, now))
@@ -191,6 +200,18 @@ class Watcher:
         return self._count(out)
 
     # -- sources -------------------------------------------------------------------
+
+    def _destroy_due(self, read_at: float, now: float) -> bool:
+        """Whether a destroy message read at ``read_at`` can be handled now.
+
+        With the tracepoint on, only once the trace pipe was found empty after it was
+        read: the socket's last records (from another buffer) are then all in and are
+        merged into its closed event. A reader that never catches up waits at most
+        ``MAX_TRACE_LAG``.
+        """
+        if self.trace is None:
+            return True
+        return self.trace.session.caught_up_at > read_at or now - read_at >= MAX_TRACE_LAG
 
     def _read_destroy(self) -> list[Event]:
         assert self.destroy is not None

@@ -62,15 +62,19 @@ class TraceMerger:
         self.listener_owner: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
         self.tasks: dict[int, Owner] = {}  # thread id -> its process
         self.closed_here: dict[TKey, float] = {}  # closes reported without a destroy
+        # Closed connections whose 4-tuple was reused before their destroy came:
+        # (close event and time, opened, last state, process), oldest first.
+        self.retired: dict[TKey, deque[tuple[tuple[Event, float], float | None,
+                                             TcpState | None, Owner | None]]] = {}
 
     def fileno(self) -> int:
         """For select()."""
         return self.session.fileno()
 
-    def read(self) -> list[Event]:
-        """Events from every record read now (confirmed ones; the rest wait)."""
+    def read(self, limit: int = 1 << 30) -> list[Event]:
+        """Events from up to ``limit`` records read now (confirmed ones; the rest wait)."""
         out: list[Event] = []
-        for line in self.session.read_lines():
+        for line in self.session.read_lines(limit):
             rec = parse_state_change(line)
             if rec is not None and rec.proto == "tcp" and rec.family in self.families:
                 out.extend(self._on_change(rec))
@@ -96,11 +100,13 @@ class TraceMerger:
         if rec.old_state is TcpState.SYN_SENT:
             opened = self._connected(rec, tkey, raddr)
         if rec.old_state is TcpState.CLOSE and rec.new_state is TcpState.SYN_SENT:
-            kind = EventKind.OPENED
+            kind = EventKind.OPENED  # a socket bound before connect(): its port is known
+            self._retire(tkey)
             if not rec.in_irq:
                 self.process[tkey] = self._owner(rec)
         elif rec.old_state is TcpState.LISTEN and rec.new_state is TcpState.SYN_RECV:
             kind = EventKind.OPENED  # the kernel accepted a connection for a listener
+            self._retire(tkey)
             owner = self.listener_owner.get((rec.family, rec.local_port)) or \
                 self.watcher.listener_owner(rec.local_port, rec.family)
             if owner is not None:
@@ -155,6 +161,7 @@ class TraceMerger:
         start = queue.popleft()
         if not queue:
             del self.connecting[(rec.local_address, rec.remote_address, rec.remote_port)]
+        self._retire(tkey)
         if not start.in_irq:
             self.process[tkey] = self._owner(start)
             # The connecting process's namespace decides for the whole connection.
@@ -219,6 +226,13 @@ class TraceMerger:
         Returns the flushed events, when it opened, its last state, the process, and the
         exact time it closed (from the tracepoint) when known.
         """
+        older = self.retired.get(tkey)
+        if older:
+            closing_old, t_old, state_old, proc_old = older.popleft()
+            if not older:
+                del self.retired[tkey]
+            return ([], t_old if t_old is not None else opened, state_old or last_state,
+                    proc_old, closing_old[0].mono)
         flushed = self._flush(tkey) if tkey in self.pending else []
         closing = self.closing.pop(tkey, None)
         self.confirmed.discard(tkey)
@@ -229,9 +243,22 @@ class TraceMerger:
         return (flushed, opened, state, self.process.pop(tkey, None),
                 closing[0].mono if closing is not None else None)
 
+    def _retire(self, tkey: TKey) -> None:
+        """A new connection reuses ``tkey`` while the last one's destroy is still due.
+
+        Its records move aside, oldest first, so the late destroy finds the connection it
+        belongs to and the new one starts clean (fast clients reuse 4-tuples within ms).
+        """
+        closing = self.closing.pop(tkey, None)
+        if closing is None:
+            return
+        self.retired.setdefault(tkey, deque()).append(
+            (closing, self.opened_at.pop(tkey, None), self.last_state.pop(tkey, None),
+             self.process.pop(tkey, None)))
+
     def reset_close(self, local_port: int) -> TKey | None:
         """The 4-tuple of a socket a reset wiped (its destroy message has port 0 for a peer)."""
-        for tkey in self.closing:
+        for tkey in (*self.retired, *self.closing):  # retired ones closed first
             if tkey[2] == local_port:
                 return tkey
         return None
@@ -264,6 +291,15 @@ class TraceMerger:
                     duration=None if opened is None else ev.mono - opened, process=proc))
                 self.closed_here[tkey] = now
                 self.watcher.stats.closes_from_trace += 1
+        for tkey, older in list(self.retired.items()):
+            while older and now - older[0][0][1] > CLOSE_GRACE:
+                (ev, _since), opened, state, proc = older.popleft()
+                out.append(ev._replace(
+                    endpoint=ev.endpoint._replace(state=state or ev.endpoint.state),
+                    duration=None if opened is None else ev.mono - opened, process=proc))
+                self.watcher.stats.closes_from_trace += 1
+            if not older:
+                del self.retired[tkey]
         for tkey, when in list(self.closed_here.items()):
             if now - when > LATE_DESTROY:
                 del self.closed_here[tkey]
