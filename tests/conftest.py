@@ -26,3 +26,15 @@ def netns() -> Iterator[str]:
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
+
+
+@pytest.fixture
+def primer(netns: str) -> Iterator[str]:
+    """A namespace holding the primer's states (tests/helpers/scenario.py)."""
+    from tests.helpers import scenario  # noqa: PLC0415 - root-only tests need it
+
+    sc = scenario.build(netns)
+    try:
+        yield netns
+    finally:
+        sc.close()

@@ -6,13 +6,11 @@ import csv
 import io
 import json
 import socket
-from collections.abc import Iterator
 
 import pytest
 
 from sockscope.cli.env import Env
 from sockscope.cli.main import main
-from tests.helpers import scenario
 from tests.helpers.netns import socket_in
 
 KEYS = {"proto", "family", "state", "local_address", "local_port", "remote_address",
@@ -23,15 +21,6 @@ def run(*argv: str, width: int = 80) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), Env(stdout=out, stderr=err, width=width))
     return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def primer(netns: str) -> Iterator[str]:
-    sc = scenario.build(netns)
-    try:
-        yield netns
-    finally:
-        sc.close()
 
 
 def test_bundled_flags_and_processes(primer: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterator
 from ipaddress import ip_address
 
 import pytest
@@ -19,15 +18,6 @@ from tests.helpers import scenario
 from tests.helpers.netns import ss
 
 Row = tuple[str, int, int, str, str, str, str]
-
-
-@pytest.fixture
-def primer(netns: str) -> Iterator[str]:
-    sc = scenario.build(netns)
-    try:
-        yield netns
-    finally:
-        sc.close()
 
 
 def _norm_host(host: str) -> str:

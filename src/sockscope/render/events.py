@@ -15,7 +15,10 @@ def _clock(wall: float) -> str:
     return datetime.fromtimestamp(wall).strftime("%H:%M:%S.%f")[:-3]
 
 
-def _size(n: int) -> str:
+def format_size(n: int | None) -> str:
+    """``830B``, ``12.4kB``, ``3.1MB``; empty when unknown."""
+    if n is None:
+        return ""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
             return f"{n / scale:.1f}{unit}"
@@ -55,7 +58,7 @@ def render_event_line(ev: Event, nt: Notation) -> str:
         extra.append(f"dur={format_duration(ev.duration)}")
     info = ep.tcp_info
     if ev.kind is EventKind.CLOSED and info is not None:
-        extra.append(f"sent={_size(info.bytes_sent)} recv={_size(info.bytes_received)}")
+        extra.append(f"sent={format_size(info.bytes_sent)} recv={format_size(info.bytes_received)}")
         extra.append(f"rtt={info.rtt_us / 1000:.2f}ms")
         if info.total_retrans:
             extra.append(f"retrans={info.total_retrans}")

@@ -14,6 +14,7 @@ from sockscope.model.endpoint import Endpoint, TcpInfo
 from sockscope.model.fields import FIELDS_BY_NAME
 from sockscope.model.states import TcpState
 from sockscope.render.addresses import Notation
+from sockscope.render.events import format_size
 from sockscope.render.listing import proto_label, state_label
 from sockscope.tui.model import Row, is_queued
 
@@ -45,14 +46,7 @@ class Column:
     grow: bool = False  # shares the width left over
 
 
-def size_text(n: int | None) -> str:
-    """``830B``, ``12.4kB``, ``3.1MB``."""
-    if n is None:
-        return ""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return f"{n}B"
+size_text = format_size  # one size notation for watch lines and top's columns
 
 
 def age_text(seconds: float) -> str:
