@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from holdconns import held_connections
+from results_file import replace_section
 from textual.pilot import Pilot
 
 from sockscope.api import Query, run_query
@@ -201,13 +202,7 @@ def write(table: str, command: str) -> None:
             f"{time.strftime('%Y-%m-%d')}, 2-core VM)\n\n" + table +
             "\n\nThe UI applies only what changed (rows are kept by socket key in a sorted "
             f"view; nothing is rebuilt) and draws only the lines on screen.\n{END}")
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + body + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    RESULTS.write_text(text)
+    replace_section(BEGIN, END, body, RESULTS)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import time
 
 from sockscope.api import QueueReport, queue_report
+from sockscope.cli import units
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options
 from sockscope.cli.query import build_selection
@@ -48,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
     p.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
     p.add_argument("--explain", action="store_true", help="plain-language notes per row")
-    p.add_argument("--watch", nargs="?", const=1.0, type=_seconds, metavar="INTERVAL",
+    p.add_argument("--watch", nargs="?", const=1.0, type=units.interval, metavar="INTERVAL",
                    help="refresh every INTERVAL seconds (default 1) until Ctrl-C")
     p.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N refreshes")
     p.add_argument("--warn", type=_percent, default=0.8, metavar="PCT",
@@ -60,16 +61,6 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
                      help="one JSON object per listener per line")
     add_notation_options(p)
     p.set_defaults(run=run, source="auto")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text.rstrip("s"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0.01:
-        raise argparse.ArgumentTypeError("the interval must be at least 0.01 s")
-    return value
 
 
 def _percent(text: str) -> float:
