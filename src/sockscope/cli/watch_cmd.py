@@ -6,7 +6,9 @@ import argparse
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     recorder = _open_recorder(args) if args.record else None
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     watcher: Watcher | None = None
-    shown: list[Event] = []
+    shown = Shown()
     try:
         watcher = Watcher(selection.query, interval=args.interval, sources=sources)
         if recorder is not None:
@@ -135,40 +137,88 @@ def _open_recorder(args: argparse.Namespace) -> Recorder:
         raise UsageError(str(exc)) from None
 
 
+#: Events between two checks of the recording's size during a burst (and at every pause).
+SIZE_CHECK_EVERY = 256
+
+
+class _RecordingFullError(Exception):
+    """--max-size reached."""
+
+
+class Shown:
+    """What the summary reports, in bounded memory: a watch may run for days."""
+
+    def __init__(self) -> None:
+        self.kinds: Counter[str] = Counter()
+        self.total = 0
+        self.connections = 0
+        self._open: set[tuple[object, ...]] = set()  # seen opening, not closed yet
+
+    def add(self, ev: Event) -> None:
+        """Count one event shown."""
+        self.kinds[ev.kind.value] += 1
+        self.total += 1
+        if ev.kind is EventKind.OPENED or ev.kind is EventKind.CLOSED:
+            ep = ev.endpoint
+            key = (ep.proto, ep.local_address, ep.local_port, ep.remote_address, ep.remote_port)
+            if ev.kind is EventKind.OPENED:
+                if key not in self._open:
+                    self._open.add(key)
+                    self.connections += 1
+            elif key in self._open:
+                self._open.discard(key)
+            else:
+                self.connections += 1  # closed without being seen opening
+
+
 def _stream(args: argparse.Namespace, env: Env, watcher: Watcher,
             matches: Callable[[EventView], bool] | None, recorder: Recorder | None,
-            shown: list[Event]) -> None:
+            shown: Shown) -> None:
     nt = Notation(bsd=args.bsd)
     until = None if args.duration is None else time.monotonic() + args.duration
     out = env.stdout
-    for ev in watcher.events(until, idle=recorder.tick if recorder is not None else None):
-        if matches is not None and ev.kind is not EventKind.LOST and not matches(EventView(ev)):
-            continue
-        shown.append(ev)
-        out.write((render_event_json(ev) if args.jsonl else render_event_line(ev, nt)) + "\n")
+    render = render_event_json if args.jsonl else partial(render_event_line, nt=nt)
+
+    def full() -> bool:
+        return recorder is not None and args.max_size is not None and \
+            recorder.size() >= args.max_size
+
+    def idle() -> None:
+        # One flush per batch, before the watcher waits again: a burst of thousands of
+        # events is one write, and a quiet stream still shows each event at once.
         out.flush()
         if recorder is not None:
-            recorder.write(ev)
-            if args.max_size is not None and recorder.size() >= args.max_size:
+            recorder.tick()
+            if full():
+                raise _RecordingFullError
+
+    try:
+        for ev in watcher.events(until, idle=idle):
+            if matches is not None and ev.kind is not EventKind.LOST and not matches(EventView(ev)):
+                continue
+            shown.add(ev)
+            out.write(render(ev) + "\n")
+            if recorder is not None:
+                recorder.write(ev)
+                # The size is two stat() calls: checked every few hundred events in a burst.
+                if shown.total % SIZE_CHECK_EVERY == 0 and full():
+                    break
+            if args.count is not None and shown.total >= args.count:
                 break
-        if args.count is not None and len(shown) >= args.count:
-            break
+    except _RecordingFullError:
+        pass
+    finally:
+        out.flush()
 
 
-def _summary(args: argparse.Namespace, env: Env, watcher: Watcher, shown: list[Event]) -> None:
+def _summary(args: argparse.Namespace, env: Env, watcher: Watcher, shown: Shown) -> None:
     stats = watcher.stats
-    kinds: dict[str, int] = {}
-    conns = set()
-    for ev in shown:
-        kinds[ev.kind.value] = kinds.get(ev.kind.value, 0) + 1
-        if ev.kind in (EventKind.OPENED, EventKind.CLOSED):
-            ep = ev.endpoint
-            conns.add((ep.proto, ep.local_address, ep.local_port, ep.remote_address, ep.remote_port))
+    kinds = shown.kinds
     lost = stats.lost
     recovered = stats.lost_closes + stats.closes_from_trace
     lines = [
         "events: " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"),
-        f"connections seen: {len(conns)}",
+        f"connections seen: {shown.connections}",
         f"lost events: {lost}" + (f" (kernel buffer overruns: destroy {stats.destroy_overruns},"
                                   f" tracepoint {stats.trace_overruns})" if lost else ""),
         f"closes reported without their destroy message: {recovered}"

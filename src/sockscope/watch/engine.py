@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import select
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -29,6 +29,7 @@ from sockscope.sources.destroy import DestroySubscriber
 from sockscope.sources.netns import entered_netns
 from sockscope.sources.procfs import ProcFS
 from sockscope.sources.tracefs import TraceSession, TraceUnavailableError
+from sockscope.watch.aging import forget_before, touch
 from sockscope.watch.owners import OwnerCache
 from sockscope.watch.tracer import TKey, TraceMerger
 from sockscope.watch.wiped import WIPED_WAIT, PeerIndex, is_wiped
@@ -36,9 +37,9 @@ from sockscope.watch.wiped import WIPED_WAIT, PeerIndex, is_wiped
 #: A socket that vanished from a dump waits this long for its destroy message (the kernel
 #: sends those from a workqueue, so they can trail the dump).
 DESTROY_GRACE = 1.0
-#: With the tracepoint on, a destroy broadcast waits for the trace pipe to be drained
-#: (see _destroy_due), at most this long; the select() timeout while one waits.
-MAX_TRACE_LAG = 2.0
+#: With the tracepoint on, a destroy broadcast waits until the tracepoint reader is past
+#: it (see _destroy_due), at most this long; the select() timeout while one waits.
+MAX_TRACE_LAG = 30.0
 TRACE_LAG = 0.1
 #: How long an accept waits for the owner scan before it is reported without an owner.
 OWNER_WAIT = 3.0
@@ -47,8 +48,12 @@ OWNER_WAIT = 3.0
 TRACED_KINDS = frozenset({EventKind.OPENED, EventKind.STATE, EventKind.LISTEN})
 #: Tracepoint lines handled between two reads of the destroy socket.
 TRACE_SLICE = 2000
-#: TIME_WAIT remnants keep the cookie of the socket they replace; ignore them this long.
-CLOSED_MEMORY = 120.0
+#: A dump that raced with a close can still show the socket; closed cookies are ignored
+#: this long. (TIME_WAIT remnants, which keep the cookie, are never dumped.)
+CLOSED_MEMORY = 10.0
+#: The timeouts above are checked this often: each check walks tables that hold tens of
+#: thousands of sockets under load, too many to walk on every wake-up.
+SETTLE_EVERY = 0.2
 
 
 @dataclass
@@ -97,11 +102,12 @@ class Watcher:
         self.first_seen: dict[Key, float] = {}
         self.closed: dict[Key, float] = {}
         self.vanished: dict[Key, tuple[Endpoint, float]] = {}
-        self.destroyed: list[tuple[Endpoint, float]] = []
+        self.destroyed: deque[tuple[Endpoint, float]] = deque()
         self.wiped: list[tuple[Endpoint, float]] = []
         self.awaiting_owner: list[Event] = []
         self.listeners: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
         self.peers = PeerIndex()
+        self._next_settle = 0.0
         self.destroy: DestroySubscriber | None = None
         self.trace: TraceMerger | None = None
         self.warnings: list[str] = []
@@ -115,6 +121,7 @@ class Watcher:
             with entered_netns(self.query.netns):
                 self.destroy = DestroySubscriber(self.query.protocols, self.query.families,
                                                  self.query.netns or "")
+            self.destroy.start()
             active.append("destroy")
         if "trace" in wanted and Proto.TCP in self.query.protocols:
             try:
@@ -153,14 +160,15 @@ class Watcher:
                idle: Callable[[], None] | None = None) -> Iterator[Event]:
         """Events as they happen, until the monotonic time ``until`` (forever with None).
 
-        ``idle`` is called after every wait, events or not (a recorder commits there).
+        ``idle`` is called before every wait, once the events so far are handed out (a
+        writer flushes there, a recorder commits).
         """
         next_poll = time.monotonic() + self.interval
         while until is None or time.monotonic() < until:
-            wake = next_poll if until is None else min(next_poll, until)
-            yield from self.step(max(0.0, wake - time.monotonic()))
             if idle is not None:
                 idle()
+            wake = next_poll if until is None else min(next_poll, until)
+            yield from self.step(max(0.0, wake - time.monotonic()))
             if time.monotonic() >= next_poll:
                 yield from self._count(self._poll())
                 next_poll += self.interval
@@ -190,7 +198,7 @@ class Watcher:
             out.extend(self._read_destroy())
         now = time.monotonic()
         while self.destroyed and self._destroy_due(self.destroyed[0][1], now):
-            ep = self.destroyed.pop(0)[0]
+            ep = self.destroyed.popleft()[0]
             if is_wiped(ep) and ep.key not in self.table and self.trace is None:
                 self.wiped.append((ep, now))
                 continue
@@ -204,14 +212,30 @@ class Watcher:
     def _destroy_due(self, read_at: float, now: float) -> bool:
         """Whether a destroy message read at ``read_at`` can be handled now.
 
-        With the tracepoint on, only once the trace pipe was found empty after it was
-        read: the socket's last records (from another buffer) are then all in and are
-        merged into its closed event. A reader that never catches up waits at most
+        With the tracepoint on, only once the tracepoint reader is past the moment it was
+        received (the pipe found empty after it, or a record from after it read): the
+        socket's last records, from another buffer, are then all in and are merged into
+        its closed event. A watcher that lags behind a burst lags on both sources alike
+        and keeps them in step; one that never catches up waits at most
         ``MAX_TRACE_LAG``.
         """
         if self.trace is None:
             return True
-        return self.trace.session.caught_up_at > read_at or now - read_at >= MAX_TRACE_LAG
+        return self.trace.read_upto() > read_at or now - read_at >= MAX_TRACE_LAG
+
+    def destroy_horizon(self, now: float) -> float:
+        """Every destroy message for a socket closed before this time has been handled.
+
+        Tracepoint closes and vanished sockets wait for their destroy message until this
+        horizon is past them by a grace period: measured on the horizon, not the clock, a
+        watcher busy with a burst does not give up on messages it simply has not read yet.
+        """
+        if self.destroy is None:
+            return now
+        horizon = self.destroy.horizon
+        if self.destroyed:
+            horizon = min(horizon, self.destroyed[0][1])
+        return horizon
 
     def _read_destroy(self) -> list[Event]:
         assert self.destroy is not None
@@ -220,11 +244,10 @@ class Watcher:
         if overruns:
             self.stats.destroy_overruns += overruns
             now = time.monotonic()
-            out.append(Event(EventKind.LOST, gone[0] if gone else _nothing(), now, _wall(now),
+            out.append(Event(EventKind.LOST, gone[0][0] if gone else _nothing(), now, _wall(now),
                              Source.DESTROY, amount=overruns))
             out.extend(self._poll())  # resynchronise: find what vanished
-        now = time.monotonic()
-        self.destroyed.extend((ep, now) for ep in gone)
+        self.destroyed.extend(gone)
         return out
 
     def on_destroyed(self, ep: Endpoint) -> list[Event]:
@@ -232,7 +255,7 @@ class Watcher:
         now = time.monotonic()
         key = ep.key
         prev = self.table.pop(key, None) or self.vanished.pop(key, (None, 0.0))[0]
-        self.closed[key] = now
+        touch(self.closed, key, now)
         opened = self.first_seen.pop(key, None)
         if prev is not None and not ep.remote_port and prev.remote_port:
             ep = ep._replace(local_address=prev.local_address, remote_address=prev.remote_address,
@@ -283,7 +306,6 @@ class Watcher:
             else:
                 waiting.append((ep, since))
         self.wiped = waiting
-        self.peers.expire(now)
         return out
 
     def _poll(self, emit: bool = True) -> list[Event]:
@@ -364,21 +386,24 @@ class Watcher:
 
     def _settle(self, now: float) -> list[Event]:
         """Sockets whose destroy message never came are closed now, and counted lost."""
+        if now < self._next_settle:
+            return []
+        self._next_settle = now + SETTLE_EVERY
+        self.peers.expire(now)
         out = []
+        horizon = self.destroy_horizon(now)
         for key, (ep, since) in list(self.vanished.items()):
-            if now - since >= DESTROY_GRACE:
+            if horizon - since >= DESTROY_GRACE:
                 del self.vanished[key]
                 self.stats.lost_closes += 1
                 opened = self.first_seen.pop(key, None)
                 out.append(Event(EventKind.CLOSED if ep.state is not TcpState.LISTEN
                                  else EventKind.UNLISTEN, ep, now, _wall(now), Source.POLL,
                                  duration=None if opened is None else now - opened))
-                self.closed[key] = now
-        for key, when in list(self.closed.items()):
-            if now - when > CLOSED_MEMORY:
-                del self.closed[key]
+                touch(self.closed, key, now)
+        forget_before(self.closed, now - CLOSED_MEMORY, float)
         if self.trace is not None:
-            out.extend(self.trace.expire(now))
+            out.extend(self.trace.expire(now, horizon))
         return out
 
     def _count(self, events: list[Event]) -> list[Event]:

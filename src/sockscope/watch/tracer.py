@@ -20,6 +20,7 @@ from sockscope.model.event import Event, EventKind, Source
 from sockscope.model.states import Proto, TcpState
 from sockscope.sources.netns import resolve_netns
 from sockscope.sources.tracefs import TraceSession
+from sockscope.watch.aging import forget_before, touch
 from sockscope.wire.tracepoint import StateChange, parse_state_change
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ class TraceMerger:
         self.connecting: dict[tuple[object, object, int], deque[StateChange]] = {}
         self.listener_owner: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
         self.tasks: dict[int, Owner] = {}  # thread id -> its process
-        self.closed_here: dict[TKey, float] = {}  # closes reported without a destroy
+        self.closed_here: dict[TKey, float] = {}  # closes reported without a destroy, oldest first
+        self.last_record = 0.0  # the time of the last record read
         # Closed connections whose 4-tuple was reused before their destroy came:
         # (close event and time, opened, last state, process), oldest first.
         self.retired: dict[TKey, deque[tuple[tuple[Event, float], float | None,
@@ -74,11 +76,18 @@ class TraceMerger:
     def read(self, limit: int = 1 << 30) -> list[Event]:
         """Events from up to ``limit`` records read now (confirmed ones; the rest wait)."""
         out: list[Event] = []
+        rec = None
         for line in self.session.read_lines(limit):
             rec = parse_state_change(line)
             if rec is not None and rec.proto == "tcp" and rec.family in self.families:
                 out.extend(self._on_change(rec))
+        if rec is not None:
+            self.last_record = rec.mono
         return out
+
+    def read_upto(self) -> float:
+        """Every record of a transition before this monotonic time has been read."""
+        return max(self.session.caught_up_at, self.last_record)
 
     def _on_change(self, rec: StateChange) -> list[Event]:
         raddr = None if rec.remote_port == 0 and rec.remote_address.is_unspecified \
@@ -88,7 +97,7 @@ class TraceMerger:
             # Reported by the destroy broadcast, with the final counters.
             self.last_state[tkey] = rec.old_state
             ev = self._event(rec, tkey, raddr, EventKind.CLOSED)
-            self.closing[tkey] = (ev, time.monotonic())
+            self.closing[tkey] = (ev, rec.mono)
             return []
         kind = EventKind.STATE
         if rec.old_state is TcpState.CLOSE and rec.new_state is TcpState.SYN_SENT \
@@ -150,7 +159,7 @@ class TraceMerger:
         if self._ours(rec, tkey):
             return [*self._flush(tkey), *events]
         self.pending.setdefault(tkey, []).extend(events)
-        self.pending_since.setdefault(tkey, time.monotonic())
+        self.pending_since.setdefault(tkey, rec.mono)
         return []
 
     def _connected(self, rec: StateChange, tkey: TKey, raddr: object) -> list[Event]:
@@ -263,24 +272,31 @@ class TraceMerger:
                 return tkey
         return None
 
-    def expire(self, now: float) -> list[Event]:
-        """Drop records never confirmed (another namespace); close what lost its destroy."""
+    def expire(self, now: float, horizon: float) -> list[Event]:
+        """Drop records never confirmed (another namespace); close what lost its destroy.
+
+        Waits are measured from the record's own time to ``horizon``, the watcher's
+        progress through the destroy messages (see ``Watcher.destroy_horizon``), so a
+        watcher that lags behind a burst does not give up on what it has yet to read.
+        """
         out: list[Event] = []
         limit = self.watcher.interval + CONFIRM_GRACE
+        settled = min(now, horizon)
         for tkey, since in list(self.pending_since.items()):
-            if now - since > limit:
+            if settled - since > limit:
                 self.watcher.stats.foreign += len(self.pending.pop(tkey, []))
                 del self.pending_since[tkey]
                 self.opened_at.pop(tkey, None)
                 self.process.pop(tkey, None)
                 self.closing.pop(tkey, None)
+        upto = self.read_upto()  # a connect's pair is read after it, however late that is
         for peer, queue in list(self.connecting.items()):
-            while queue and now - queue[0].mono > limit:
+            while queue and upto - queue[0].mono > limit:
                 queue.popleft()
             if not queue:
                 del self.connecting[peer]
         for tkey, (ev, since) in list(self.closing.items()):
-            if now - since > CLOSE_GRACE and tkey in self.confirmed:
+            if horizon - since > CLOSE_GRACE and tkey in self.confirmed:
                 del self.closing[tkey]
                 self.confirmed.discard(tkey)
                 opened = self.opened_at.pop(tkey, None)
@@ -289,10 +305,10 @@ class TraceMerger:
                 out.append(ev._replace(
                     endpoint=ev.endpoint._replace(state=state or ev.endpoint.state),
                     duration=None if opened is None else ev.mono - opened, process=proc))
-                self.closed_here[tkey] = now
+                touch(self.closed_here, tkey, now)
                 self.watcher.stats.closes_from_trace += 1
         for tkey, older in list(self.retired.items()):
-            while older and now - older[0][0][1] > CLOSE_GRACE:
+            while older and horizon - older[0][0][1] > CLOSE_GRACE:
                 (ev, _since), opened, state, proc = older.popleft()
                 out.append(ev._replace(
                     endpoint=ev.endpoint._replace(state=state or ev.endpoint.state),
@@ -300,9 +316,7 @@ class TraceMerger:
                 self.watcher.stats.closes_from_trace += 1
             if not older:
                 del self.retired[tkey]
-        for tkey, when in list(self.closed_here.items()):
-            if now - when > LATE_DESTROY:
-                del self.closed_here[tkey]
+        forget_before(self.closed_here, now - LATE_DESTROY, float)
         return out
 
     def already_closed(self, tkey: TKey) -> bool:

@@ -10,9 +10,11 @@ remote port is our ``P``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import itemgetter
 
 from sockscope.model.endpoint import Endpoint, IPAddress
 from sockscope.model.states import Proto, TcpState
+from sockscope.watch.aging import forget_before, touch
 
 #: How long a wiped destroy waits for its other end to show up.
 WIPED_WAIT = 1.0
@@ -35,7 +37,7 @@ class PeerIndex:
     def remember(self, ep: Endpoint, now: float) -> None:
         """Keep a closing end: it may be the other end of a wiped socket."""
         if ep.remote_port and ep.local_address is not None and ep.remote_address is not None:
-            self.ends[(ep.local_address, ep.remote_port)] = (ep.remote_address, ep.local_port, now)
+            touch(self.ends, (ep.local_address, ep.remote_port), (ep.remote_address, ep.local_port, now))
 
     def resolve(self, ep: Endpoint, live: Iterable[Endpoint]) -> Endpoint | None:
         """``ep`` with its tuple rebuilt from its other end, or None if none is known."""
@@ -53,6 +55,4 @@ class PeerIndex:
 
     def expire(self, now: float) -> None:
         """Forget ends older than ``REMEMBER``."""
-        for key, (_a, _p, when) in list(self.ends.items()):
-            if now - when > REMEMBER:
-                del self.ends[key]
+        forget_before(self.ends, now - REMEMBER, itemgetter(2))
