@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import socket
 import time
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     shown = Shown()
     try:
         watcher = Watcher(selection.query, interval=args.interval, sources=sources)
+        _tune_gc()
         if recorder is not None:
             # stats needs the listeners that existed before the first event to tell
             # accepted connections (service port local) from outgoing ones.
@@ -125,6 +127,20 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if watcher is not None:
         _summary(args, env, watcher, shown)
     return 0
+
+
+#: Young-generation size for the collector while watching (CPython's default is 700).
+GC_YOUNG = 50_000
+
+
+def _tune_gc() -> None:
+    """Collect less often while watching: under load the watcher makes a hundred thousand
+    short-lived tuples a second while holding tens of thousands of connections in its
+    tables, and with the default thresholds the collector walks those tables again and
+    again: a sixth of the CPU in a profile at 10,000 connections a second. Nothing set
+    up so far is garbage, so it is frozen out of every collection."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, 50, 100)
 
 
 def _open_recorder(args: argparse.Namespace) -> Recorder:

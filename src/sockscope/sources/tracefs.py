@@ -1,5 +1,7 @@
 """Thin I/O: a private tracefs instance with ``sock:inet_sock_set_state`` enabled (root).
 
+Records are read in binary from the per-CPU ``trace_pipe_raw`` files (see wire/ftrace).
+
 A private instance keeps our buffer and settings away from anyone else's tracing; it is
 removed on every exit path (the caller turns SIGTERM into an exception so ``close`` runs).
 """
@@ -10,11 +12,18 @@ import contextlib
 import os
 import subprocess
 import time
+from bisect import bisect_right
 from pathlib import Path
+
+from sockscope.wire.ftrace import FormatError, StateChange, decode_page, parse_format
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENT = "events/sock/inet_sock_set_state"
 BUFFER_KB = 16384  # per CPU: bursts of tens of thousands of transitions fit
+#: One read returns at most one ring-buffer page (4 KiB, or the sub-buffer size).
+READ_SIZE = 1 << 16
+#: How far back from an empty read a record may still be on its way into the buffer.
+WRITE_SKEW = 0.001
 
 
 class TraceUnavailableError(Exception):
@@ -44,7 +53,13 @@ def _remove_stale_instances() -> None:
 
 
 class TraceSession:
-    """Reads state changes from a private instance's ``trace_pipe``."""
+    """Reads state changes from a private instance's per-CPU ``trace_pipe_raw`` files.
+
+    Each CPU's buffer is in time order; the CPUs' records are merged by time. A record
+    is handed out only once every CPU's buffer has been read past its time (or found
+    empty after it): a transition that ran on another CPU a microsecond earlier cannot
+    come out after it. ``upto`` is that point.
+    """
 
     def __init__(self, name: str | None = None) -> None:
         if os.geteuid() != 0:
@@ -52,6 +67,10 @@ class TraceSession:
         _ensure_mounted()
         if not (TRACEFS / EVENT).is_dir():
             raise TraceUnavailableError("this kernel has no sock:inet_sock_set_state tracepoint")
+        try:
+            self.layout = parse_format((TRACEFS / EVENT / "format").read_text())
+        except (OSError, FormatError) as exc:
+            raise TraceUnavailableError(f"cannot read the tracepoint's format: {exc}") from None
         _remove_stale_instances()
         self.path = TRACEFS / "instances" / (name or f"sockscope-{os.getpid()}")
         try:
@@ -60,59 +79,80 @@ class TraceSession:
             pass
         except OSError as exc:
             raise TraceUnavailableError(f"cannot create a tracefs instance: {exc}") from None
-        self.fd = -1
+        self.fds: list[int] = []
         try:
             self._write("trace_clock", "mono")  # timestamps comparable with time.monotonic()
             self._write("buffer_size_kb", str(BUFFER_KB))
+            if (self.path / "buffer_percent").exists():
+                self._write("buffer_percent", "0")  # wake a reader on the first record
             self._write(f"{EVENT}/enable", "1")
-            self.fd = os.open(self.path / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+            for cpu in sorted((self.path / "per_cpu").glob("cpu[0-9]*"),
+                              key=lambda p: int(p.name[3:])):
+                self.fds.append(os.open(cpu / "trace_pipe_raw", os.O_RDONLY | os.O_NONBLOCK))
         except OSError as exc:
             self.close()
             raise TraceUnavailableError(f"cannot enable the tracepoint: {exc}") from None
-        self._partial = b""
-        self._lines: list[str] = []
-        self.caught_up_at = 0.0  # monotonic time the pipe was last found empty
+        if not self.fds:
+            self.close()
+            raise TraceUnavailableError("the tracefs instance has no per-CPU buffers")
+        self.upto = time.monotonic()
+        self._held: list[StateChange] = []
+        self._more = False
+        self.bad_pages = 0  # pages that did not decode (counted with the overruns)
 
     def _write(self, rel: str, value: str) -> None:
         (self.path / rel).write_text(value)
 
-    def fileno(self) -> int:
-        """For select()."""
-        return self.fd
+    def read(self, max_pages: int = 1 << 30) -> list[StateChange]:
+        """Records up to ``upto``, oldest first, reading at most ``max_pages`` pages.
 
-    def read_lines(self, limit: int = 1 << 30) -> list[str]:
-        """Up to ``limit`` complete lines; the rest wait for the next call.
-
-        Callers that also read a netlink socket keep ``limit`` small, so a burst of
-        tracepoint lines cannot keep them from draining that socket's smaller buffer.
+        Callers that also read a netlink socket keep ``max_pages`` small, so a burst
+        cannot keep them from it for long; ``pending()`` says whether more was left.
         """
-        if len(self._lines) < limit:
-            chunks = [self._partial]
-            size = 0
-            while size < limit * 128:  # about 250 bytes a line: enough for this slice
+        budget = max(1, max_pages // len(self.fds))
+        new: list[StateChange] = []
+        reached: list[float] = []
+        more = False
+        for fd in self.fds:
+            last = 0.0
+            for _ in range(budget):
+                before = time.monotonic()
                 try:
-                    data = os.read(self.fd, 1 << 20)
+                    page = os.read(fd, READ_SIZE)
                 except BlockingIOError:
-                    # Empty right now: every record written before this moment is read.
-                    self.caught_up_at = time.monotonic()
+                    # Empty: everything before this moment is read, but for a record
+                    # the CPU was writing just then.
+                    last = before - WRITE_SKEW
                     break
-                if not data:
+                if not page:
+                    last = before - WRITE_SKEW
                     break
-                chunks.append(data)
-                size += len(data)
-            body, _, self._partial = b"".join(chunks).rpartition(b"\n")
-            if body:
-                self._lines.extend(body.decode("utf-8", "replace").splitlines())
-        out, self._lines = self._lines[:limit], self._lines[limit:]
-        return out
+                try:
+                    res = decode_page(page, self.layout)
+                except ValueError:
+                    self.bad_pages += 1
+                    continue
+                new.extend(res.records)
+                last = res.last_ns / 1e9
+            else:
+                more = True
+            reached.append(last)
+        self._more = more
+        upto = min(reached)
+        records = self._held + new if self._held else new
+        records.sort(key=_mono)
+        cut = bisect_right(records, upto, key=_mono)
+        self._held = records[cut:]
+        self.upto = max(self.upto, upto)
+        return records[:cut] if self._held else records
 
     def pending(self) -> bool:
-        """Whether lines already read are waiting to be handed out."""
-        return bool(self._lines)
+        """Whether a buffer still held records when ``read`` stopped."""
+        return self._more
 
     def overruns(self) -> int:
         """Events the ring buffer lost because we read too slowly (all CPUs)."""
-        total = 0
+        total = self.bad_pages
         for stats in (self.path / "per_cpu").glob("cpu*/stats"):
             with contextlib.suppress(OSError, ValueError):
                 for line in stats.read_text().splitlines():
@@ -122,10 +162,25 @@ class TraceSession:
 
     def close(self) -> None:
         """Disable the event and remove the instance."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = []
         with contextlib.suppress(OSError):
             self._write(f"{EVENT}/enable", "0")
         with contextlib.suppress(OSError):
             self.path.rmdir()
+
+
+def _mono(rec: StateChange) -> float:
+    return rec.mono
+
+
+def saved_comm(pid: int) -> str | None:
+    """The name tracefs remembered for ``pid`` (``saved_cmdlines``), once the task is gone."""
+    with contextlib.suppress(OSError):
+        for line in (TRACEFS / "saved_cmdlines").read_text().splitlines():
+            num, _, comm = line.partition(" ")
+            if num == str(pid):
+                return comm.strip() or None
+    return None

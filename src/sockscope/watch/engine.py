@@ -46,11 +46,15 @@ OWNER_WAIT = 3.0
 #: What the tracepoint reports exactly; the poll's own view of these is dropped for
 #: sockets the tracepoint covers (accepts and drops are the poll's alone).
 TRACED_KINDS = frozenset({EventKind.OPENED, EventKind.STATE, EventKind.LISTEN})
-#: Tracepoint lines handled between two reads of the destroy socket.
-TRACE_SLICE = 2000
+#: Tracepoint pages (about 50 records each) handled between two reads of the destroy
+#: messages.
+TRACE_SLICE = 40
 #: A dump that raced with a close can still show the socket; closed cookies are ignored
 #: this long. (TIME_WAIT remnants, which keep the cookie, are never dumped.)
 CLOSED_MEMORY = 10.0
+#: The shortest time between two wake-ups: events are handled in batches at least this
+#: far apart (a latency no one watching can see).
+MIN_STEP = 0.01
 #: The timeouts above are checked this often: each check walks tables that hold tens of
 #: thousands of sockets under load, too many to walk on every wake-up.
 SETTLE_EVERY = 0.2
@@ -108,6 +112,8 @@ class Watcher:
         self.listeners: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
         self.peers = PeerIndex()
         self._next_settle = 0.0
+        self._last_step = 0.0
+        self.behind = False  # the last step left records unread
         self.destroy: DestroySubscriber | None = None
         self.trace: TraceMerger | None = None
         self.warnings: list[str] = []
@@ -177,23 +183,34 @@ class Watcher:
 
     def step(self, timeout: float) -> list[Event]:
         """Wait up to ``timeout`` for the event sources and handle what they delivered."""
-        fds = [s for s in (self.destroy, self.trace) if s is not None]
+        fds = [*([self.destroy.fileno()] if self.destroy is not None else []),
+               *(self.trace.fds() if self.trace is not None else [])]
         if self.destroyed or self.wiped:
             timeout = min(timeout, TRACE_LAG)
+        # Under load every source is ready all the time; waking for each message would
+        # handle (and write out) a handful of events per wake-up. The kernel buffers
+        # hold far more than one MIN_STEP's worth, so waiting costs nothing but latency.
+        if self.behind:
+            timeout = 0.0  # a backlog is waiting: no pause, no wait
+        else:
+            pause = min(self._last_step + MIN_STEP - time.monotonic(), timeout)
+            if pause > 0:
+                time.sleep(pause)
+                timeout -= pause
         if fds:
             select.select(fds, [], [], timeout)
         else:
             time.sleep(timeout)
+        self._last_step = time.monotonic()
         out: list[Event] = []
         if self.trace is not None:
-            # Tracepoint lines come in bursts of tens of thousands; handle them in slices
-            # and drain the destroy socket between slices, or its 4 MiB fill up meanwhile.
-            while True:
-                out.extend(self.trace.read(TRACE_SLICE))
-                if self.destroy is not None:
-                    out.extend(self._read_destroy())
-                if not self.trace.session.pending():
-                    break
+            # Tracepoint records come in bursts of a hundred thousand; a step handles one
+            # slice, so its events go out (and the destroy messages come in) in step
+            # with the burst. What is left makes the next step start at once.
+            out.extend(self.trace.read(TRACE_SLICE))
+            if self.destroy is not None:
+                out.extend(self._read_destroy())
+            self.behind = self.trace.session.pending()
         elif self.destroy is not None:
             out.extend(self._read_destroy())
         now = time.monotonic()

@@ -19,9 +19,9 @@ from sockscope.model.endpoint import Endpoint, IPAddress, Owner
 from sockscope.model.event import Event, EventKind, Source
 from sockscope.model.states import Proto, TcpState
 from sockscope.sources.netns import resolve_netns
-from sockscope.sources.tracefs import TraceSession
+from sockscope.sources.tracefs import TraceSession, saved_comm
 from sockscope.watch.aging import forget_before, touch
-from sockscope.wire.tracepoint import StateChange, parse_state_change
+from sockscope.wire.ftrace import IPPROTO_TCP, StateChange
 
 if TYPE_CHECKING:
     from sockscope.api import Query
@@ -63,31 +63,28 @@ class TraceMerger:
         self.listener_owner: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
         self.tasks: dict[int, Owner] = {}  # thread id -> its process
         self.closed_here: dict[TKey, float] = {}  # closes reported without a destroy, oldest first
-        self.last_record = 0.0  # the time of the last record read
         # Closed connections whose 4-tuple was reused before their destroy came:
         # (close event and time, opened, last state, process), oldest first.
         self.retired: dict[TKey, deque[tuple[tuple[Event, float], float | None,
                                              TcpState | None, Owner | None]]] = {}
 
-    def fileno(self) -> int:
+    def fds(self) -> list[int]:
         """For select()."""
-        return self.session.fileno()
+        return self.session.fds
 
-    def read(self, limit: int = 1 << 30) -> list[Event]:
-        """Events from up to ``limit`` records read now (confirmed ones; the rest wait)."""
+    def read(self, max_pages: int = 1 << 30) -> list[Event]:
+        """Events from the records of up to ``max_pages`` pages read now (confirmed ones;
+        the rest wait)."""
         out: list[Event] = []
-        rec = None
-        for line in self.session.read_lines(limit):
-            rec = parse_state_change(line)
-            if rec is not None and rec.proto == "tcp" and rec.family in self.families:
+        families = self.families
+        for rec in self.session.read(max_pages):
+            if rec.proto == IPPROTO_TCP and rec.family in families:
                 out.extend(self._on_change(rec))
-        if rec is not None:
-            self.last_record = rec.mono
         return out
 
     def read_upto(self) -> float:
         """Every record of a transition before this monotonic time has been read."""
-        return max(self.session.caught_up_at, self.last_record)
+        return self.session.upto
 
     def _on_change(self, rec: StateChange) -> list[Event]:
         raddr = None if rec.remote_port == 0 and rec.remote_address.is_unspecified \
@@ -141,7 +138,7 @@ class TraceMerger:
         known = self.tasks.get(rec.pid)
         if known is not None:
             return known
-        name, tgid = rec.comm, rec.pid
+        name, tgid = "", rec.pid
         try:
             with open(f"/proc/{rec.pid}/status", encoding="utf-8", errors="replace") as f:
                 for line in f:
@@ -151,7 +148,9 @@ class TraceMerger:
             with open(f"/proc/{tgid}/comm", encoding="utf-8", errors="replace") as f:
                 name = f.read().strip() or name
         except (OSError, ValueError):
-            pass  # the task is gone: keep what the tracepoint said
+            pass  # the task is gone already
+        if not name:
+            name = saved_comm(rec.pid) or "?"  # what tracefs remembered of it
         owner = self.tasks[rec.pid] = Owner(tgid, name if name != "<...>" else "?", -1)
         return owner
 

@@ -6,9 +6,14 @@ and an ``ipaddress`` object costs about a microsecond to build.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
-
-from sockscope.model.endpoint import Endpoint, IPAddress, Owner, Timer
+from sockscope.model.endpoint import (
+    Endpoint,
+    InternedIPv4Address,
+    InternedIPv6Address,
+    IPAddress,
+    Owner,
+    Timer,
+)
 from sockscope.model.states import STATE_BY_NUMBER, Proto
 from sockscope.wire.inet_diag import InetDiagMsg
 from sockscope.wire.tcp_info import parse_tcp_info
@@ -33,7 +38,7 @@ def decode_address(raw: bytes, family: int, cache: AddressCache) -> IPAddress:
     key = raw[:4] if family == 4 else raw
     addr = cache.get(key)
     if addr is None:
-        addr = IPv4Address(key) if family == 4 else IPv6Address(key)
+        addr = InternedIPv4Address(key) if family == 4 else InternedIPv6Address(key)
         cache[key] = addr
     return addr
 
