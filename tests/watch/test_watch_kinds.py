@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
+
+import pytest
 
 from sockscope.api import Query
 from sockscope.model.event import Event, EventKind
@@ -68,3 +71,38 @@ def test_udp_bound_unbound_accept_and_drops(netns: str) -> None:
     assert acc.endpoint.inode != 0 and acc.endpoint.owners
     dropped = [e for e in events if e.kind is EventKind.DROPPED and e.endpoint.local_port == 2500]
     assert dropped and all((e.amount or 0) > 0 for e in dropped)
+
+
+def test_a_destroy_overrun_is_counted_and_resynchronised(netns: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOBUFS is never silent: a ``lost`` event, the count, and a dump finds the closes."""
+    from sockscope.sources import destroy  # noqa: PLC0415
+
+    monkeypatch.setattr(destroy, "RCVBUF_BYTES", 1)  # the kernel's minimum, a few messages
+    monkeypatch.setattr(destroy, "BATCH_PAUSE", 1.0)  # the reader looks away during the burst
+    n = 150
+    srv = socket_in(netns)
+    srv.bind(("127.0.0.1", 2600))
+    srv.listen(n)
+    pairs = []
+    for _ in range(n):
+        c = socket_in(netns)
+        c.connect(("127.0.0.1", 2600))
+        pairs.append((c, srv.accept()[0]))
+    query = Query(protocols=(Proto.TCP,), netns=netns, processes=False)
+    with Watcher(query, interval=0.2, sources={"poll", "destroy"}) as watcher:
+        list(watcher.events(until=time.monotonic() + 0.5))  # both ends in its table
+        for c, a in pairs:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()  # a reset: both ends are destroyed at once
+            a.close()
+        events = list(watcher.events(until=time.monotonic() + 3.0))
+        stats = watcher.stats
+    srv.close()
+    lost = [e for e in events if e.kind is EventKind.LOST]
+    assert lost and sum(e.amount or 0 for e in lost) == stats.destroy_overruns > 0
+    assert stats.lost_closes > 0  # found by the dump, not by a destroy message
+    closed = {(e.endpoint.local_port, e.endpoint.remote_port) for e in events
+              if e.kind is EventKind.CLOSED and 2600 in (e.endpoint.local_port,
+                                                          e.endpoint.remote_port)}
+    assert len(closed) == 2 * n  # every end, one way or the other

@@ -84,6 +84,7 @@ class DestroySubscriber:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake_r, self._wake_w = -1, -1
+        self._woken = False  # a wake-up byte is in the pipe, not yet seen by read()
         self.error: OSError | None = None
         #: Every message the kernel sent before this monotonic time has been returned by
         #: ``read()`` (it is ``drained_at`` as of the last read).
@@ -112,18 +113,20 @@ class DestroySubscriber:
                 if exc.errno != errno.ENOBUFS:
                     raise
                 self._chunks.append((time.monotonic(), None))
-                got = True
-                continue
-            self._chunks.append((time.monotonic(), self.buf[:n]))
-            self._backlog += n
+            else:
+                self._chunks.append((time.monotonic(), self.buf[:n]))
+                self._backlog += n
             got = True
+            if not self._woken and self._thread is not None:
+                # At once, not when the queue runs dry: under steady load it never does.
+                self._woken = True
+                os.write(self._wake_w, b"!")
         return got
 
     def _reader(self) -> None:
         try:
             while not self._stop.is_set():
                 if self._receive():
-                    os.write(self._wake_w, b"!")
                     # Let a few more arrive: one wake-up per message would cost more
                     # than the messages (the kernel's buffer holds far more than this).
                     time.sleep(BATCH_PAUSE)
@@ -149,6 +152,9 @@ class DestroySubscriber:
                     pass
             except BlockingIOError:
                 pass
+            # After draining, before taking the chunks: whatever comes after them wakes
+            # the next select().
+            self._woken = False
             if self.error is not None:
                 raise self.error
         out: list[tuple[Endpoint, float]] = []
