@@ -65,7 +65,6 @@ class WatchStats:
     """What the watcher saw and what it could not see."""
 
     events: Counter[str] = field(default_factory=Counter)
-    sockets: set[Key] = field(default_factory=set)
     destroy_overruns: int = 0
     lost_closes: int = 0  # closes whose destroy message never came (found by a dump)
     closes_from_trace: int = 0  # closes whose destroy message never came (the tracepoint's)
@@ -305,9 +304,11 @@ class Watcher:
             # Without the tracepoint a short connection is never seen alive; the server
             # end still belongs to whoever holds the listener on its local port.
             process = self.listener_owner(ep.local_port, ep.family)
-        shown = ep._replace(state=last_state or ep.state, owners=owners)
-        self.stats.sockets.add(key)
-        self.peers.remember(shown, now)
+        state = last_state or ep.state
+        shown = ep if state is ep.state and owners is ep.owners else \
+            ep._replace(state=state, owners=owners)
+        if self.trace is None:  # (the tracepoint knows a reset socket's tuple itself)
+            self.peers.remember(shown, now)
         return [*flushed, Event(kind, shown, now, _wall(now), Source.DESTROY,
                                 duration=None if opened is None else max(0.0, now - opened),
                                 process=process)]
@@ -390,7 +391,6 @@ class Watcher:
                 continue
             if ev.kind in (EventKind.OPENED, EventKind.LISTEN, EventKind.BOUND):
                 self.first_seen.setdefault(key, ev.mono)
-                self.stats.sockets.add(key)
             if ev.kind in (EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOUND) \
                     and self.destroy is not None:
                 self.vanished[key] = (ev.endpoint, now)  # wait for its destroy message

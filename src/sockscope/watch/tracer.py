@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from sockscope.watch.engine import Watcher
 
 TKey = tuple[str, IPAddress | None, int, IPAddress | None, int]
+_new = tuple.__new__
+_TCP, _TRACE = Proto.TCP, Source.TRACE
 #: How long a record may wait for confirmation, beyond one poll interval.
 CONFIRM_GRACE = 2.0
 #: How long a transition to CLOSE waits for its destroy broadcast (final counters).
@@ -47,6 +49,8 @@ class TraceMerger:
     def __init__(self, session: TraceSession, query: Query, watcher: Watcher) -> None:
         self.session = session
         self.watcher = watcher
+        self.netns = query.netns or ""
+        self.wall_offset = time.time() - time.monotonic()  # refreshed at every read
         self.families = set(query.families)
         self.ns_inode = _ns_inode(query.netns)
         self.pid_in_ns: dict[int, bool] = {}
@@ -77,6 +81,7 @@ class TraceMerger:
         the rest wait)."""
         out: list[Event] = []
         families = self.families
+        self.wall_offset = time.time() - time.monotonic()
         for rec in self.session.read(max_pages):
             if rec.proto == IPPROTO_TCP and rec.family in families:
                 out.extend(self._on_change(rec))
@@ -180,13 +185,14 @@ class TraceMerger:
 
     def _event(self, rec: StateChange, tkey: TKey, raddr: object, kind: EventKind) -> Event:
         proc = self.process.get(tkey)
-        ep = Endpoint(Proto.TCP, rec.family, rec.new_state, rec.local_address, rec.local_port,
-                      raddr, rec.remote_port if raddr is not None else None,  # type: ignore[arg-type]
-                      0, 0, None, 0, None, owners=(proc,) if proc else (),
-                      netns=self.watcher.query.netns or "")
-        wall = time.time() - (time.monotonic() - rec.mono)
-        return Event(kind, ep, rec.mono, wall, Source.TRACE,
-                     old_state=rec.old_state if kind is EventKind.STATE else None, process=proc)
+        # Built with tuple.__new__, field by field (see Endpoint and Event): this runs for
+        # every record, and the keyword form costs twice as much.
+        ep = _new(Endpoint, (
+            _TCP, rec.family, rec.new_state, rec.local_address, rec.local_port, raddr,
+            rec.remote_port if raddr is not None else None, 0, 0, None, 0, None, 0, None, None,
+            None, None, (proc,) if proc else (), self.netns, None, None, None))
+        return _new(Event, (kind, ep, rec.mono, rec.mono + self.wall_offset, _TRACE,
+                            rec.old_state if kind is EventKind.STATE else None, None, None, proc))
 
     def _ours(self, rec: StateChange, tkey: TKey) -> bool:
         if tkey in self.confirmed:
