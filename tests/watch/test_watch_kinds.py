@@ -79,7 +79,7 @@ def test_a_destroy_overrun_is_counted_and_resynchronised(netns: str,
     from sockscope.sources import destroy  # noqa: PLC0415
 
     monkeypatch.setattr(destroy, "RCVBUF_BYTES", 1)  # the kernel's minimum, a few messages
-    monkeypatch.setattr(destroy, "BATCH_PAUSE", 1.0)  # the reader looks away during the burst
+    monkeypatch.setattr(destroy, "GUARD_AFTER", 60.0)  # the guard looks away during the burst
     n = 150
     srv = socket_in(netns)
     srv.bind(("127.0.0.1", 2600))

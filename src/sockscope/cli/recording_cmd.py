@@ -24,6 +24,9 @@ example:
 """
 
 
+#: Lines ``replay`` writes at a time.
+REPLAY_BATCH = 1000
+
 def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
     """Register ``replay`` and ``stats``."""
     p = sub.add_parser("replay", help="print a recording's events", description=REPLAY_HELP,
@@ -58,15 +61,21 @@ def run_replay(args: argparse.Namespace, env: Env) -> int:
         except FilterError as exc:
             raise UsageError(exc.render()) from None
     nt = Notation(bsd=args.bsd)
+    lines: list[str] = []  # written a thousand at a time, however stdout is buffered
     try:
         for ev in read_events(args.file):
             if matches is not None and ev.kind is not EventKind.LOST \
                     and not matches(EventView(ev)):  # type: ignore[arg-type]
                 continue
-            env.stdout.write((render_event_json(ev) if args.jsonl else render_event_line(ev, nt))
-                             + "\n")
+            lines.append(render_event_json(ev) if args.jsonl else render_event_line(ev, nt))
+            if len(lines) >= REPLAY_BATCH:
+                env.stdout.write("\n".join(lines) + "\n")
+                lines.clear()
     except RecordingError as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        if lines:
+            env.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

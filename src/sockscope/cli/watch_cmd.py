@@ -199,10 +199,20 @@ def _stream(args: argparse.Namespace, env: Env, watcher: Watcher,
         return recorder is not None and args.max_size is not None and \
             recorder.size() >= args.max_size
 
-    def idle() -> None:
-        # One flush per batch, before the watcher waits again: a burst of thousands of
+    lines: list[str] = []
+
+    def write_out() -> None:
+        # One write per batch, whatever the stream's buffering (PYTHONUNBUFFERED=1, common
+        # in containers, makes every write a system call): a burst of thousands of
         # events is one write, and a quiet stream still shows each event at once.
+        if lines:
+            lines.append("")
+            out.write("\n".join(lines))
+            lines.clear()
         out.flush()
+
+    def idle() -> None:  # before the watcher waits again
+        write_out()
         if recorder is not None:
             recorder.tick()
             if full():
@@ -213,7 +223,7 @@ def _stream(args: argparse.Namespace, env: Env, watcher: Watcher,
             if matches is not None and ev.kind is not EventKind.LOST and not matches(EventView(ev)):
                 continue
             shown.add(ev)
-            out.write(render(ev) + "\n")
+            lines.append(render(ev))
             if recorder is not None:
                 recorder.write(ev)
                 # The size is two stat() calls: checked every few hundred events in a burst.
@@ -224,7 +234,7 @@ def _stream(args: argparse.Namespace, env: Env, watcher: Watcher,
     except _RecordingFullError:
         pass
     finally:
-        out.flush()
+        write_out()
 
 
 def _summary(args: argparse.Namespace, env: Env, watcher: Watcher, shown: Shown) -> None:

@@ -5,17 +5,19 @@ that falls behind loses messages with ``ENOBUFS``; a 4 MiB buffer kept all 4,001
 that the default buffer lost 3,835 of, so the buffer is forced up (to 16 MiB) when we may.
 
 At ten thousand connections a second (twenty thousand closes) even that lasts less than
-a second while the watcher is busy elsewhere, so ``start()`` moves the reading
-to a thread of its own: it only copies messages out of the kernel (the GIL is free while
-it waits), and the watcher decodes them when it gets to them. A watcher that lags then
-uses memory, up to ``BACKLOG_BYTES``, instead of losing closes.
+a second, and without privileges the buffer is ``net.core.rmem_max``, often 208 KiB: a
+few milliseconds. So ``start()`` adds a guard thread: whenever the watcher has not read
+the socket for ``GUARD_AFTER`` (busy with a burst, or its output blocked) the guard copies
+the messages out of the kernel, and the watcher decodes them when it gets to them. A
+watcher that lags then uses memory, up to ``BACKLOG_BYTES``, instead of losing closes.
+The watcher reads the socket itself the rest of the time: a thread reading every message
+would hand the GIL back and forth once per message, a sixth of the CPU under load.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import select
 import socket
 import threading
 import time
@@ -34,13 +36,13 @@ SKNLGRP_INET_UDP_DESTROY = 2
 SKNLGRP_INET6_TCP_DESTROY = 3
 SKNLGRP_INET6_UDP_DESTROY = 4
 RCVBUF_BYTES = 16 << 20  # asked for; without CAP_NET_ADMIN capped at net.core.rmem_max
-#: Raw messages the reader thread keeps for a lagging watcher; beyond, the kernel's buffer
+#: Raw messages the guard thread keeps for a busy watcher; beyond, the kernel's buffer
 #: fills and overruns are counted as lost.
 BACKLOG_BYTES = 256 << 20
-#: How often the reader thread looks at its stop flag while nothing arrives.
-STOP_CHECK = 0.2
-#: The reader's pause after each batch of messages.
-BATCH_PAUSE = 0.005
+#: The guard thread reads the socket when the watcher has not for GUARD_AFTER; it looks
+#: every GUARD_TICK.
+GUARD_AFTER = 0.02
+GUARD_TICK = 0.01
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 PROTOCOLS = {6: Proto.TCP, 17: Proto.UDP}
 
@@ -77,31 +79,35 @@ class DestroySubscriber:
         #: Monotonic time the kernel's queue was last found empty: every socket destroyed
         #: well before it (the kernel sends from a workqueue) has been received.
         self.drained_at = time.monotonic()
-        # Filled by the reader thread: (received at, raw messages) or (at, None) for an
-        # overrun; _wake tells select() that there is something.
+        # Messages the guard thread took in while the watcher was busy: (received at,
+        # raw messages), or (at, None) for an overrun. The lock keeps the two readers'
+        # messages in the kernel's order.
         self._chunks: deque[tuple[float, bytearray | None]] = deque()
         self._backlog = 0
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._last_read = time.monotonic()
+        self._guard: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake_r, self._wake_w = -1, -1
-        self._woken = False  # a wake-up byte is in the pipe, not yet seen by read()
         self.error: OSError | None = None
         #: Every message the kernel sent before this monotonic time has been returned by
         #: ``read()`` (it is ``drained_at`` as of the last read).
         self.horizon = self.drained_at
 
     def start(self) -> None:
-        """Read in a thread from now on (see the module's docstring)."""
+        """Guard the kernel's buffer with a thread from now on (see the module's docstring)."""
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._thread = threading.Thread(target=self._reader, name="sockscope-destroy", daemon=True)
-        self._thread.start()
+        self._guard = threading.Thread(target=self._guard_loop, name="sockscope-destroy",
+                                       daemon=True)
+        self._guard.start()
 
-    def fileno(self) -> int:
-        """For select()."""
-        return self._wake_r if self._thread is not None else self.sock.fileno()
+    def fds(self) -> list[int]:
+        """For select(): the socket, and the guard's wake-up pipe."""
+        return [self.sock.fileno(), *([self._wake_r] if self._guard is not None else [])]
 
     def _receive(self) -> bool:
-        """Move what the kernel has queued into ``_chunks``; whether anything came."""
+        """Move what the kernel has queued into ``_chunks`` (under the lock); whether
+        anything came."""
         got = False
         while self._backlog < BACKLOG_BYTES:
             try:
@@ -117,23 +123,19 @@ class DestroySubscriber:
                 self._chunks.append((time.monotonic(), self.buf[:n]))
                 self._backlog += n
             got = True
-            if not self._woken and self._thread is not None:
-                # At once, not when the queue runs dry: under steady load it never does.
-                self._woken = True
-                os.write(self._wake_w, b"!")
         return got
 
-    def _reader(self) -> None:
+    def _guard_loop(self) -> None:
+        # The watcher reads the socket itself (one thread, no hand-over of the GIL per
+        # message); this thread steps in only when it has not for GUARD_AFTER.
         try:
-            while not self._stop.is_set():
-                if self._receive():
-                    # Let a few more arrive: one wake-up per message would cost more
-                    # than the messages (the kernel's buffer holds far more than this).
-                    time.sleep(BATCH_PAUSE)
-                if self._backlog >= BACKLOG_BYTES:
-                    time.sleep(STOP_CHECK / 10)  # the watcher is far behind: let it catch up
-                else:
-                    select.select([self.sock], [], [], STOP_CHECK)
+            while not self._stop.wait(GUARD_TICK):
+                if time.monotonic() - self._last_read < GUARD_AFTER:
+                    continue
+                with self._lock:
+                    got = self._receive()
+                if got:
+                    os.write(self._wake_w, b"!")
         except (OSError, ValueError) as exc:  # the socket was closed under us, or failed
             if not self._stop.is_set():
                 self.error = exc if isinstance(exc, OSError) else OSError(str(exc))
@@ -142,31 +144,28 @@ class DestroySubscriber:
     def read(self) -> tuple[list[tuple[Endpoint, float]], int]:
         """Every destroyed socket received so far, each with when it was received, and how
         many overruns (ENOBUFS) hit."""
-        drained = self.drained_at  # before the chunks: all received before it are queued
-        if self._thread is None:
+        with self._lock:
+            if self._guard is not None:
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+                if self.error is not None:
+                    raise self.error
             self._receive()
             drained = self.drained_at
-        else:
-            try:
-                while os.read(self._wake_r, 4096):
-                    pass
-            except BlockingIOError:
-                pass
-            # After draining, before taking the chunks: whatever comes after them wakes
-            # the next select().
-            self._woken = False
-            if self.error is not None:
-                raise self.error
+            self._last_read = time.monotonic()
+            chunks = list(self._chunks)
+            self._chunks.clear()
+            self._backlog = 0
         out: list[tuple[Endpoint, float]] = []
         overruns = 0
-        chunks = self._chunks
         eps: list[Endpoint] = []
-        while chunks:
-            at, chunk = chunks.popleft()
+        for at, chunk in chunks:
             if chunk is None:
                 overruns += 1
                 continue
-            self._backlog -= len(chunk)
             walk_chunk(chunk, len(chunk), eps, self._parse)
             out.extend((ep, at) for ep in eps)
             eps.clear()
@@ -180,11 +179,11 @@ class DestroySubscriber:
         return endpoint_from_inet_diag(msg, proto, self.cache, self.netns)
 
     def close(self) -> None:
-        """Stop the reader thread and leave the groups; safe to call twice."""
+        """Stop the guard thread and leave the groups; safe to call twice."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(STOP_CHECK * 5)
-            self._thread = None
+        if self._guard is not None:
+            self._guard.join(GUARD_TICK * 50)
+            self._guard = None
         for fd in (self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)

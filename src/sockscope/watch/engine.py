@@ -182,7 +182,7 @@ class Watcher:
 
     def step(self, timeout: float) -> list[Event]:
         """Wait up to ``timeout`` for the event sources and handle what they delivered."""
-        fds = [*([self.destroy.fileno()] if self.destroy is not None else []),
+        fds = [*(self.destroy.fds() if self.destroy is not None else []),
                *(self.trace.fds() if self.trace is not None else [])]
         if self.destroyed or self.wiped:
             timeout = min(timeout, TRACE_LAG)

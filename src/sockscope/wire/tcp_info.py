@@ -26,20 +26,13 @@ def parse_tcp_info(raw: bytes) -> TcpInfo:
     if len(raw) < TCP_INFO.size:
         raw = raw + b"\0" * (TCP_INFO.size - len(raw))
     v = TCP_INFO.unpack_from(raw, 0)
-    u32 = v[8:32]
-    rto, _ato, snd_mss, _rcv_mss, unacked, _sacked, lost = u32[0:7]
-    last_data_recv, last_ack_recv = u32[11], u32[12]
-    rtt, rttvar, _ssth, snd_cwnd = u32[15], u32[16], u32[17], u32[18]
-    total_retrans = u32[23]
-    pacing_rate, _max_pacing, bytes_acked, bytes_received = v[32:36]
-    segs_out, segs_in, _notsent, min_rtt = v[36:40]
-    delivery_rate = v[42]
-    bytes_sent, bytes_retrans = v[48], v[49]
-    return TcpInfo(
-        rtt_us=rtt, rttvar_us=rttvar, rto_us=rto, snd_cwnd=snd_cwnd, snd_mss=snd_mss,
-        retransmits=v[2], total_retrans=total_retrans, unacked=unacked, lost=lost,
-        bytes_sent=bytes_sent, bytes_acked=bytes_acked, bytes_received=bytes_received,
-        bytes_retrans=bytes_retrans, segs_out=segs_out, segs_in=segs_in,
-        delivery_rate=delivery_rate, pacing_rate=pacing_rate, min_rtt_us=min_rtt,
-        last_data_recv_ms=last_data_recv, last_ack_recv_ms=last_ack_recv,
-    )
+    # Offsets into v: 8 u8, then u32s from 8 (rto) to 31 (total_retrans), u64s from 32.
+    # Positional, in TcpInfo's field order: every closed socket is decoded under load,
+    # and the keyword form costs twice as much.
+    return _new(TcpInfo, (
+        v[23], v[24], v[8], v[26], v[10], v[2], v[31], v[12], v[14],
+        v[48], v[34], v[35], v[49], v[36], v[37], v[42], v[32], v[39], v[19], v[20],
+    ))
+
+
+_new = tuple.__new__
