@@ -95,3 +95,16 @@ class EventView:
         if proc is None or proc in own:
             return own
         return (proc, *own)
+
+
+def _endpoint_field(index: int) -> property:
+    def get(view: EventView) -> object:
+        return view._ev[1][index]  # the endpoint, by position
+    return property(get)
+
+
+# The endpoint's fields as properties of the view: a filter reads a few of them for every
+# event, and __getattr__ is reached only after a failed lookup, which costs a microsecond.
+for _index, _name in enumerate(Endpoint._fields):
+    if _name not in vars(EventView):
+        setattr(EventView, _name, _endpoint_field(_index))
