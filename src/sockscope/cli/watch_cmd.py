@@ -176,7 +176,7 @@ class Shown:
         self.total += 1
         if ev.kind is EventKind.OPENED or ev.kind is EventKind.CLOSED:
             ep = ev.endpoint
-            key = (ep.proto, ep.local_address, ep.local_port, ep.remote_address, ep.remote_port)
+            key = (ep.proto, ep[3:7])  # proto, then local address, port, remote address, port
             if ev.kind is EventKind.OPENED:
                 if key not in self._open:
                     self._open.add(key)

@@ -27,8 +27,7 @@ from sockscope.model.endpoint import Endpoint
 from sockscope.model.states import Proto
 from sockscope.sources.netlink import NETLINK_SOCK_DIAG
 from sockscope.wire.dump import walk_chunk
-from sockscope.wire.inet_diag import parse_inet_diag_msg
-from sockscope.wire.join import AddressCache, endpoint_from_inet_diag
+from sockscope.wire.join import AddressCache, endpoint_from_destroy_msg
 
 # enum sknetlink_groups (include/uapi/linux/sock_diag.h)
 SKNLGRP_INET_TCP_DESTROY = 1
@@ -44,7 +43,6 @@ BACKLOG_BYTES = 256 << 20
 GUARD_AFTER = 0.02
 GUARD_TICK = 0.01
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
-PROTOCOLS = {6: Proto.TCP, 17: Proto.UDP}
 
 
 def _groups(protocols: tuple[Proto, ...], families: tuple[int, ...]) -> int:
@@ -174,9 +172,7 @@ class DestroySubscriber:
         return out, overruns
 
     def _parse(self, buf: bytearray, start: int, end: int) -> Endpoint:
-        msg = parse_inet_diag_msg(buf, start, end)
-        proto = PROTOCOLS.get(msg.protocol or 6, Proto.TCP)
-        return endpoint_from_inet_diag(msg, proto, self.cache, self.netns)
+        return endpoint_from_destroy_msg(buf, start, end, self.cache, self.netns)
 
     def close(self) -> None:
         """Stop the guard thread and leave the groups; safe to call twice."""

@@ -276,20 +276,19 @@ class Watcher:
         if prev is not None and not ep.remote_port and prev.remote_port:
             ep = ep._replace(local_address=prev.local_address, remote_address=prev.remote_address,
                              remote_port=prev.remote_port)  # a reset wiped the addresses
-        tkey = tuple_key(ep)
-        if prev is None and not ep.remote_port and self.trace is not None \
-                and ep.proto is Proto.TCP:
-            wiped = self.trace.reset_close(ep.local_port)
-            if wiped is not None:
-                tkey = wiped
-                ep = ep._replace(local_address=wiped[1], remote_address=wiped[3],
-                                 remote_port=wiped[4])
         process = None
         last_state = prev.state if prev is not None else None
         flushed: list[Event] = []
-        if self.trace is not None and self.trace.already_closed(tkey):
-            return []  # reported from the tracepoint when this message was overdue
         if self.trace is not None:
+            tkey = tuple_key(ep)
+            if prev is None and not ep.remote_port and ep.proto is Proto.TCP:
+                wiped = self.trace.reset_close(ep.local_port)
+                if wiped is not None:
+                    tkey = wiped
+                    ep = ep._replace(local_address=wiped[1], remote_address=wiped[3],
+                                     remote_port=wiped[4])
+            if self.trace.already_closed(tkey):
+                return []  # reported from the tracepoint when this message was overdue
             flushed, opened, last_state, process, exact = self.trace.closed(tkey, opened, last_state)
             now = exact if exact is not None else now
         if (prev is not None and prev.state is TcpState.LISTEN) or \

@@ -15,7 +15,9 @@ from sockscope.model.endpoint import (
     Timer,
 )
 from sockscope.model.states import STATE_BY_NUMBER, Proto
-from sockscope.wire.inet_diag import InetDiagMsg
+from sockscope.wire.errors import ParseError
+from sockscope.wire.inet_diag import INET_DIAG_INFO, INET_DIAG_MSG, INET_DIAG_PROTOCOL, InetDiagMsg
+from sockscope.wire.netlink import RTATTR
 from sockscope.wire.tcp_info import parse_tcp_info
 
 TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see sockscope._namedtuple)
@@ -29,6 +31,9 @@ TIMER_KINDS = ("off", "on", "keepalive", "timewait", "probe")
 # /proc/net prints timer expiry in clock ticks (USER_HZ = 100 on Linux).
 MS_PER_TICK = 10
 ZERO16 = bytes(16)
+ZERO2 = bytes(2)
+IPPROTO_UDP = 17
+_new = tuple.__new__
 
 AddressCache = dict[bytes, IPAddress]
 
@@ -63,6 +68,43 @@ def endpoint_from_inet_diag(
         parse_tcp_info(msg.info) if msg.info is not None else None,
         msg.sk_drops, msg.cgroup_id, (), netns,
     )
+
+
+def endpoint_from_destroy_msg(
+    buf: bytes | bytearray, start: int, end: int, cache: AddressCache, netns: str = ""
+) -> Endpoint:
+    """``endpoint_from_inet_diag(parse_inet_diag_msg(...))`` for a destroy broadcast.
+
+    The same endpoint in one pass: a watcher decodes one of these for every closed
+    socket, twenty thousand a second under load, and only the protocol and ``tcp_info``
+    attributes matter there. Raises ``ParseError`` as the general decoder does.
+    """
+    if end - start < INET_DIAG_MSG.size:
+        raise ParseError(f"truncated inet_diag_msg: {end - start} of {INET_DIAG_MSG.size} bytes")
+    (fam, state, timer, retrans, sport, dport, src, dst, ifindex, cookie_lo, cookie_hi,
+     expires, rqueue, wqueue, uid, inode) = INET_DIAG_MSG.unpack_from(buf, start)
+    info = None
+    proto = Proto.TCP
+    off = start + INET_DIAG_MSG.size
+    while off + 4 <= end:
+        rta_len, rta_type = RTATTR.unpack_from(buf, off)
+        if rta_len < 4 or off + rta_len > end:
+            raise ParseError(f"truncated inet_diag attribute {rta_type} at offset {off}")
+        if rta_type == INET_DIAG_INFO:
+            info = parse_tcp_info(bytes(buf[off + 4:off + rta_len]))
+        elif rta_type == INET_DIAG_PROTOCOL and rta_len >= 5 and buf[off + 4] == IPPROTO_UDP:
+            proto = Proto.UDP
+        off += (rta_len + 3) & ~3
+    family = 4 if fam == AF_INET else 6
+    has_peer = dport != ZERO2 or dst != ZERO16
+    return _new(Endpoint, (
+        proto, family, STATE_BY_NUMBER[state], decode_address(src, family, cache),
+        int.from_bytes(sport, "big"), decode_address(dst, family, cache) if has_peer else None,
+        int.from_bytes(dport, "big") if has_peer else None, rqueue, wqueue, uid, inode,
+        cookie_lo | (cookie_hi << 32), ifindex,
+        Timer(TIMER_KINDS[timer] if timer < len(TIMER_KINDS) else "on", expires, retrans)
+        if timer else None,
+        info, None, None, (), netns, None, None, None))
 
 
 def endpoint_from_procnet(
