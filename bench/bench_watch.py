@@ -41,6 +41,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -930,8 +931,33 @@ def within_cpu(runs: list[Run]) -> dict[str, float]:
     return best
 
 
+def repeated(runs: list[Run]) -> list[str]:
+    """Per source set of the ab runs: how many were complete, the median CPU and range."""
+    out = []
+    for key, spec in SOURCE_SETS.items():
+        mine = [r for r in runs if r.sources == key and not r.error]
+        if len(mine) < 2 or not spec.judged:
+            continue
+        complete = sum(not r.misses(spec) for r in mine)
+        costs = sorted(r.cost for r in mine if r.cost is not None)
+        cores = sorted(r.cores for r in mine if r.cores is not None)
+        rates = sorted(r.load.rate for r in mine)
+        if not costs or not cores:
+            continue
+        out.append(
+            f"- {spec.label}: {complete} of {len(mine)} runs complete; CPU per s of load "
+            f"{statistics.median(costs):.2f} (range {costs[0]:.2f}-{costs[-1]:.2f}), during "
+            f"load {statistics.median(cores):.2f} ({cores[0]:.2f}-{cores[-1]:.2f}) cores, at "
+            f"{rates[0]:,.0f}-{rates[-1]:,.0f} conn/s"
+        )
+    return out
+
+
 def render(main_runs: list[Run], sweep: list[Run], skipped: list[str]) -> str:
     parts = [render_runs(main_runs, sweep=False)] if main_runs else []
+    summary = repeated(main_runs)
+    if summary:
+        parts += ["", "The ab runs in short (median and range):", "", *summary]
     if sweep:
         parts += ["", "Rate sweep (paced client, one connection per request, run first):", ""]
         parts.append(render_runs(sweep, sweep=True))
@@ -1046,6 +1072,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="nginx port (18080)")
     parser.add_argument("--requests", type=int, default=20_000, help="ab -n (20000)")
     parser.add_argument("--concurrency", type=int, default=50, help="ab -c (50)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="ab runs per source set, taking turns (3)"
+    )
     parser.add_argument(
         "--sources",
         default=",".join(SOURCE_SETS),
@@ -1321,7 +1350,9 @@ def run(
 
     print(f"## ab -n {args.requests} -c {args.concurrency} against {url}", flush=True)
     main_runs: list[Run] = []
-    for key in usable(_csv(args.sources)):
+    # Repeated, the source sets taking turns: on a shared VM one run's CPU figure can be
+    # a third off the next one's; the summary gives the median and the range.
+    for key in [k for _ in range(args.repeat) for k in usable(_csv(args.sources))]:
         bind = next(addrs) if args.ab_bind else None
         r = measure(
             sockscope,
