@@ -16,7 +16,25 @@ from sockscope.model.states import Proto, TcpState
 IPAddress = IPv4Address | IPv6Address
 
 
-class InternedIPv4Address(IPv4Address):
+class _Interned:
+    """Computes the address's hash once (see InternedIPv4Address)."""
+
+    __slots__ = ()
+    _hash: int
+    _plain: str  # the ipaddress class it stands for, in repr()
+
+    def __init__(self, address: object) -> None:
+        super().__init__(address)  # type: ignore[call-arg]
+        self._hash = super().__hash__()  # type: ignore[misc]  # the slot is the subclass's
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"{self._plain}('{self}')"
+
+
+class InternedIPv4Address(_Interned, IPv4Address):
     """An ``IPv4Address`` that computes its hash once.
 
     The watch engine keys its tables by 4-tuples, and ``ipaddress`` hashes through
@@ -27,32 +45,14 @@ class InternedIPv4Address(IPv4Address):
     """
 
     __slots__ = ("_hash",)
-
-    def __init__(self, address: object) -> None:
-        super().__init__(address)
-        self._hash = super().__hash__()
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __repr__(self) -> str:
-        return f"IPv4Address('{self}')"
+    _plain = "IPv4Address"
 
 
-class InternedIPv6Address(IPv6Address):
+class InternedIPv6Address(_Interned, IPv6Address):
     """``InternedIPv4Address`` for IPv6."""
 
     __slots__ = ("_hash",)
-
-    def __init__(self, address: object) -> None:
-        super().__init__(address)
-        self._hash = super().__hash__()
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __repr__(self) -> str:
-        return f"IPv6Address('{self}')"
+    _plain = "IPv6Address"
 
 
 class Owner(NamedTuple):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
+from typing import TypeVar
 
 from sockscope.model.endpoint import IPAddress, Owner
 from sockscope.model.event import Event, EventKind, Source
@@ -172,45 +174,44 @@ def _string(text: str | None) -> str:
     return "null" if text is None else encode_basestring_ascii(text)
 
 
-_CACHE_MAX = 4096
-_address_cache: dict[IPAddress, str] = {}
-_owners_cache: dict[tuple[Owner, ...], str] = {}
-_actor_cache: dict[Owner, str] = {}
-_second_cache: dict[int, str] = {}
+K = TypeVar("K")
+
+
+class _Memo(dict[K, str]):
+    """JSON text by value, made on first use; cleared when full, so it stays small."""
+
+    MAX = 4096
+
+    def __init__(self, make: Callable[[K], str]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: K) -> str:  # a hit never gets here: a plain dict lookup
+        if len(self) >= self.MAX:
+            self.clear()
+        text = self[key] = self.make(key)
+        return text
+
+
+_address_text: _Memo[IPAddress] = _Memo(lambda addr: f'"{addr}"')
+_actor_text: _Memo[Owner] = _Memo(
+    lambda owner: f'"pid":{owner.pid},"process":{_string(owner.name)}')
+_owners_text: _Memo[tuple[Owner, ...]] = _Memo(lambda owners: json.dumps(
+    [{"pid": o.pid, "name": o.name, "fd": o.fd} for o in owners], separators=(",", ":")))
+_second_text: _Memo[int] = _Memo(
+    lambda second: datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def _address(addr: IPAddress | None) -> str:
-    if addr is None:
-        return "null"
-    text = _address_cache.get(addr)
-    if text is None:
-        if len(_address_cache) >= _CACHE_MAX:
-            _address_cache.clear()
-        text = _address_cache[addr] = f'"{addr}"'
-    return text
+    return "null" if addr is None else _address_text[addr]
 
 
 def _actor(owner: Owner | None) -> str:
-    if owner is None:
-        return '"pid":null,"process":null'
-    text = _actor_cache.get(owner)
-    if text is None:
-        if len(_actor_cache) >= _CACHE_MAX:
-            _actor_cache.clear()
-        text = _actor_cache[owner] = f'"pid":{owner.pid},"process":{_string(owner.name)}'
-    return text
+    return '"pid":null,"process":null' if owner is None else _actor_text[owner]
 
 
 def _owners(owners: tuple[Owner, ...]) -> str:
-    if not owners:
-        return "[]"
-    text = _owners_cache.get(owners)
-    if text is None:
-        if len(_owners_cache) >= _CACHE_MAX:
-            _owners_cache.clear()
-        text = _owners_cache[owners] = json.dumps(
-            [{"pid": o.pid, "name": o.name, "fd": o.fd} for o in owners], separators=(",", ":"))
-    return text
+    return _owners_text[owners] if owners else "[]"
 
 
 def _label(state: TcpState, proto: Proto) -> str:
@@ -226,10 +227,4 @@ def _iso_time(wall: float) -> str:
     micros = round((wall - second) * 1e6)
     if micros >= 1_000_000:  # rounds up into the next second, as datetime does
         second, micros = second + 1, micros - 1_000_000
-    prefix = _second_cache.get(second)
-    if prefix is None:
-        if len(_second_cache) >= _CACHE_MAX:
-            _second_cache.clear()
-        prefix = _second_cache[second] = datetime.fromtimestamp(second, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S")
-    return f"{prefix}.{micros:06d}+00:00"
+    return f"{_second_text[second]}.{micros:06d}+00:00"
