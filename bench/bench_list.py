@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from holdconns import MARKER_PORT, exit_on_sigterm, held_connections, sockstat_tcp
-from results_file import replace_section
+from results_file import command_line, replace_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -701,11 +701,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     print()
     print(table)
 
-    exe = sys.executable
-    with contextlib.suppress(ValueError):
-        exe = str(Path(exe).relative_to(REPO))
-    given = argv if argv is not None else sys.argv[1:]
-    command = shlex.join([exe, "bench/bench_list.py", *given])
+    command = command_line("bench/bench_list.py", argv)
     if args.write_results:
         write_results(command, env, table)
         print(f"\nwrote {RESULTS}")

@@ -37,7 +37,6 @@ import platform
 import random
 import re
 import resource
-import shlex
 import shutil
 import signal
 import socket
@@ -53,7 +52,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from results_file import replace_section
+from results_file import command_line, replace_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -1381,11 +1380,7 @@ def run(
     print()
     print(table)
 
-    exe = sys.executable
-    with contextlib.suppress(ValueError):
-        exe = str(Path(exe).relative_to(REPO))
-    given = argv if argv is not None else sys.argv[1:]
-    command = shlex.join([exe, "bench/bench_watch.py", *given])
+    command = command_line("bench/bench_watch.py", argv)
     if args.write_results:
         write_results(command, env, table, args.port)
         print(f"\nwrote {RESULTS}")

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How this run was started, from the repository root, for the results' header."""
+    exe = sys.executable
+    with contextlib.suppress(ValueError):
+        exe = str(Path(exe).relative_to(REPO))
+    given = argv if argv is not None else sys.argv[1:]
+    return shlex.join([exe, script, *given])
 
 
 def replace_section(begin: str, end: str, section: str, path: Path = RESULTS) -> None:
