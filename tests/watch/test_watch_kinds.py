@@ -80,6 +80,7 @@ def test_a_destroy_overrun_is_counted_and_resynchronised(netns: str,
 
     monkeypatch.setattr(destroy, "RCVBUF_BYTES", 1)  # the kernel's minimum, a few messages
     monkeypatch.setattr(destroy, "GUARD_AFTER", 60.0)  # the guard looks away during the burst
+    monkeypatch.setattr(destroy, "GUARD_AFTER_MAX", 60.0)
     n = 150
     srv = socket_in(netns)
     srv.bind(("127.0.0.1", 2600))

@@ -7,7 +7,7 @@ that the default buffer lost 3,835 of, so the buffer is forced up (to 16 MiB) wh
 At ten thousand connections a second (twenty thousand closes) even that lasts less than
 a second, and without privileges the buffer is ``net.core.rmem_max``, often 208 KiB: a
 few milliseconds. So ``start()`` adds a guard thread: whenever the watcher has not read
-the socket for ``GUARD_AFTER`` (busy with a burst, or its output blocked) the guard copies
+the socket for a while (busy with a burst, or its output blocked) the guard copies
 the messages out of the kernel, and the watcher decodes them when it gets to them. A
 watcher that lags then uses memory, up to ``BACKLOG_BYTES``, instead of losing closes.
 The watcher reads the socket itself the rest of the time: a thread reading every message
@@ -38,10 +38,15 @@ RCVBUF_BYTES = 16 << 20  # asked for; without CAP_NET_ADMIN capped at net.core.r
 #: Raw messages the guard thread keeps for a busy watcher; beyond, the kernel's buffer
 #: fills and overruns are counted as lost.
 BACKLOG_BYTES = 256 << 20
-#: The guard thread reads the socket when the watcher has not for GUARD_AFTER; it looks
-#: every GUARD_TICK.
+#: The guard thread reads the socket when the watcher has not for a tenth of the time
+#: the kernel's buffer lasts at MESSAGES_PER_S (a message takes about BYTES_PER_MESSAGE
+#: of it), between GUARD_AFTER and GUARD_AFTER_MAX; it looks every GUARD_TICK. Each
+#: message it reads hands the GIL over and back, so the later it steps in the better.
 GUARD_AFTER = 0.02
+GUARD_AFTER_MAX = 0.2
 GUARD_TICK = 0.01
+BYTES_PER_MESSAGE = 1280
+MESSAGES_PER_S = 30_000
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 
@@ -70,6 +75,9 @@ class DestroySubscriber:
             # Unprivileged: the request is capped at net.core.rmem_max.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
         self.sock.bind((0, _groups(protocols, families)))
+        lasts = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) / \
+            BYTES_PER_MESSAGE / MESSAGES_PER_S
+        self.guard_after = min(GUARD_AFTER_MAX, max(GUARD_AFTER, lasts / 10))
         self.buf = bytearray(1 << 16)
         self.cache: AddressCache = {}
         self.netns = netns
@@ -125,10 +133,10 @@ class DestroySubscriber:
 
     def _guard_loop(self) -> None:
         # The watcher reads the socket itself (one thread, no hand-over of the GIL per
-        # message); this thread steps in only when it has not for GUARD_AFTER.
+        # message); this thread steps in only when it has not for guard_after.
         try:
             while not self._stop.wait(GUARD_TICK):
-                if time.monotonic() - self._last_read < GUARD_AFTER:
+                if time.monotonic() - self._last_read < self.guard_after:
                     continue
                 with self._lock:
                     got = self._receive()
