@@ -124,6 +124,9 @@ class TraceSession:
                     # the CPU was writing just then.
                     last = before - WRITE_SKEW
                     break
+                except OSError:  # an offline CPU's buffer (ENODEV): nothing to wait for
+                    last = before - WRITE_SKEW
+                    break
                 if not page:
                     last = before - WRITE_SKEW
                     break
