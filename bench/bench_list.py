@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from holdconns import MARKER_PORT, exit_on_sigterm, held_connections, sockstat_tcp
-from results_file import command_line, replace_section
+from results_file import command_line, replace_section, section_head
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -544,17 +544,7 @@ def environment(timer: Timer, sockscope: str) -> dict[str, str]:
 def write_results(command: str, env: dict[str, str], table: str) -> None:
     section = "\n".join(
         [
-            BEGIN,
-            "## `sockscope list` vs ss / netstat / psutil",
-            "",
-            "Command (from the repository root):",
-            "",
-            "```sh",
-            command,
-            "```",
-            "",
-            *(f"- {k}: {v}" for k, v in env.items()),
-            "",
+            *section_head(BEGIN, "`sockscope list` vs ss / netstat / psutil", command, env),
             "Ratios are sockscope / peer wall time (lower is better), except the API rows, which",
             "are psutil / sockscope (higher is better). Loopback connections held by",
             "`bench/holdconns.py`: N sockets = N/2 connections with both ends open, plus",

@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from results_file import command_line, replace_section
+from results_file import command_line, replace_section, section_head
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -1023,17 +1023,7 @@ def environment(
 def write_results(command: str, env: dict[str, str], table: str, port: int) -> None:
     section = "\n".join(
         [
-            BEGIN,
-            "## `sockscope watch` vs nginx's access log",
-            "",
-            "Command (from the repository root):",
-            "",
-            "```sh",
-            command,
-            "```",
-            "",
-            *(f"- {k}: {v}" for k, v in env.items()),
-            "",
+            *section_head(BEGIN, "`sockscope watch` vs nginx's access log", command, env),
             f"nginx (2 workers, `keepalive_timeout 0`) on {HOST}:{port}: every request is one",
             f"connection.  Each run starts `sockscope watch --jsonl -t 'port == {port}'` with the",
             "sources shown, drives the load, waits until the watcher is idle (< 0.35 core)",
