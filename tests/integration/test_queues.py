@@ -94,17 +94,20 @@ def test_full_queue_is_visible(full_queue: tuple[str, socket.socket, list[socket
             assert len(accepted) < 4, "never saw every client connected with half-open ones"
             accepted.append(srv.accept()[0])
         (lst,) = listeners(netns=ns)
-        assert lst.accept_queue == 5
+        # Full again. Two handshakes completing on two CPUs at once can both pass the
+        # kernel's "queue full?" check, so now and then it holds one more than backlog + 1.
+        q = lst.accept_queue
+        assert q in (5, 6)
         code, out, _ = run("queues", "--netns", ns, "-v", "--bsd")
         assert code == 0
         row = next(ln for ln in out.splitlines() if ln.startswith("127.0.0.1.2323 "))
-        assert row.split()[2:4] == ["5", "4"] and "FULL" in row
-        assert out.count("  queued ") == 5 and "  half-open " in out
+        assert row.split()[2:4] == [str(q), "4"] and "FULL" in row
+        assert out.count("  queued ") == q and "  half-open " in out
         assert "ListenOverflows" in out and "packets" in out
         code, out, _ = run("queues", "--netns", ns, "--json")
         doc = json.loads(out)
         (rec,) = doc["listeners"]
-        assert rec["accept_queue"] == 5 and rec["backlog"] == 4 and rec["half_open"] >= 1
+        assert rec["accept_queue"] == q and rec["backlog"] == 4 and rec["half_open"] >= 1
         assert {q["remote_address"] for q in rec["queued"]} == {"127.0.0.1"}
         assert doc["counters"]["ListenOverflows"] > 0
     finally:
