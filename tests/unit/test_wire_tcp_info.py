@@ -37,3 +37,12 @@ def test_an_older_kernels_shorter_struct_reads_zero_beyond_its_end() -> None:
     full = TCP_INFO.pack(*range(1, len(C_FIELDS) + 1))
     short = parse_tcp_info(full[:struct.calcsize("=8B24I")])  # up to total_retrans
     assert short.total_retrans == 8 + 24 and short.bytes_sent == 0 and short.segs_in == 0
+
+
+def test_a_struct_inside_a_larger_message_is_read_between_its_bounds() -> None:
+    full = TCP_INFO.pack(*range(1, len(C_FIELDS) + 1))
+    message = bytearray(b"\xff" * 20 + full + b"\xff" * 12)
+    assert parse_tcp_info(message, 20, 20 + len(full)) == parse_tcp_info(full)
+    cut = 20 + struct.calcsize("=8B24I")
+    short = parse_tcp_info(message, 20, cut)  # the bytes after `cut` are not its own
+    assert short == parse_tcp_info(full[:cut - 20]) and short.bytes_sent == 0

@@ -165,19 +165,26 @@ class Shown:
     """What the summary reports, in bounded memory: a watch may run for days."""
 
     def __init__(self) -> None:
-        self.kinds: Counter[str] = Counter()
+        # By kind, not by its name: this runs for every event, and the name is a property.
+        self.by_kind: Counter[EventKind] = Counter()
         self.total = 0
         self.connections = 0
         self._open: set[tuple[object, ...]] = set()  # seen opening, not closed yet
 
+    @property
+    def kinds(self) -> dict[str, int]:
+        """Events shown, by kind name."""
+        return {kind.value: n for kind, n in self.by_kind.items()}
+
     def add(self, ev: Event) -> None:
         """Count one event shown."""
-        self.kinds[ev.kind.value] += 1
+        kind = ev.kind
+        self.by_kind[kind] += 1
         self.total += 1
-        if ev.kind is EventKind.OPENED or ev.kind is EventKind.CLOSED:
+        if kind is _OPENED or kind is _CLOSED:
             ep = ev.endpoint
-            key = (ep.proto, ep[3:7])  # proto, then local address, port, remote address, port
-            if ev.kind is EventKind.OPENED:
+            key = (ep[0], ep[3], ep[4], ep[5], ep[6])  # proto, local and remote address, port
+            if kind is _OPENED:
                 if key not in self._open:
                     self._open.add(key)
                     self.connections += 1
@@ -185,6 +192,9 @@ class Shown:
                 self._open.discard(key)
             else:
                 self.connections += 1  # closed without being seen opening
+
+
+_OPENED, _CLOSED = EventKind.OPENED, EventKind.CLOSED
 
 
 def _stream(args: argparse.Namespace, env: Env, watcher: Watcher,

@@ -91,7 +91,7 @@ def endpoint_from_destroy_msg(
         if rta_len < 4 or off + rta_len > end:
             raise ParseError(f"truncated inet_diag attribute {rta_type} at offset {off}")
         if rta_type == INET_DIAG_INFO:
-            info = parse_tcp_info(bytes(buf[off + 4:off + rta_len]))
+            info = parse_tcp_info(buf, off + 4, off + rta_len)
         elif rta_type == INET_DIAG_PROTOCOL and rta_len >= 5 and buf[off + 4] == IPPROTO_UDP:
             proto = Proto.UDP
         off += (rta_len + 3) & ~3

@@ -5,7 +5,10 @@ Older kernels send a shorter struct; missing trailing fields read as zero, as ss
 
 from __future__ import annotations
 
+import re
 import struct
+from collections.abc import Callable
+from operator import itemgetter
 
 from sockscope.model.endpoint import TcpInfo
 
@@ -21,18 +24,38 @@ from sockscope.model.endpoint import TcpInfo
 TCP_INFO = struct.Struct("=8B24I4Q6I4Q2I2Q")
 
 
-def parse_tcp_info(raw: bytes) -> TcpInfo:
-    """Decode the fields sockscope shows; shorter input is zero-padded."""
-    if len(raw) < TCP_INFO.size:
-        raw = raw + b"\0" * (TCP_INFO.size - len(raw))
-    v = TCP_INFO.unpack_from(raw, 0)
-    # Offsets into v: 8 u8, then u32s from 8 (rto) to 31 (total_retrans), u64s from 32.
-    # Positional, in TcpInfo's field order: every closed socket is decoded under load,
-    # and the keyword form costs twice as much.
-    return _new(TcpInfo, (
-        v[23], v[24], v[8], v[26], v[10], v[2], v[31], v[12], v[14],
-        v[48], v[34], v[35], v[49], v[36], v[37], v[42], v[32], v[39], v[19], v[20],
-    ))
+#: Where TcpInfo's fields are among TCP_INFO's values, in TcpInfo's field order: 8 u8,
+#: then u32s from 8 (rto) to 31 (total_retrans), u64s from 32.
+_POSITIONS = (23, 24, 8, 26, 10, 2, 31, 12, 14, 48, 34, 35, 49, 36, 37, 42, 32, 39, 19, 20)
+
+
+def _codes(fmt: str) -> list[str]:
+    """``"=2B1I"`` -> ``["B", "B", "I"]``: one struct code per field."""
+    return [code for count, code in re.findall(r"(\d*)(\D)", fmt.lstrip("=@<>!"))
+            for _ in range(int(count or 1))]
+
+
+def _wanted_only() -> tuple[struct.Struct, Callable[[tuple[int, ...]], tuple[int, ...]]]:
+    # Every closed socket's tcp_info is decoded under load: the fields not shown are
+    # skipped as pad bytes rather than converted to ints, then the rest put in order.
+    codes = _codes(TCP_INFO.format)
+    wanted = sorted(set(_POSITIONS))
+    fmt = "=" + "".join(code if i in wanted else f"{struct.calcsize('=' + code)}x"
+                        for i, code in enumerate(codes))
+    return struct.Struct(fmt), itemgetter(*(wanted.index(i) for i in _POSITIONS))
+
+
+_WANTED, _IN_ORDER = _wanted_only()
+
+
+def parse_tcp_info(raw: bytes | bytearray, start: int = 0, end: int | None = None) -> TcpInfo:
+    """Decode the fields sockscope shows from ``raw[start:end]``; shorter input is
+    zero-padded."""
+    end = len(raw) if end is None else end
+    if end - start < TCP_INFO.size:
+        raw, start = bytes(raw[start:end]) + b"\0" * (TCP_INFO.size - (end - start)), 0
+    # Positional, in TcpInfo's field order: the keyword form costs twice as much.
+    return _new(TcpInfo, _IN_ORDER(_WANTED.unpack_from(raw, start)))
 
 
 _new = tuple.__new__
