@@ -42,6 +42,7 @@ TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see _namedtu
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from sockscope.model.filter.pushdown import PortSpan
     from sockscope.model.listener import Listener, NamespaceCounters
 
 AF_INET, AF_INET6 = 2, 10
@@ -60,10 +61,13 @@ _LISTEN_BIT = 1 << int(TcpState.LISTEN)
 # 'sockscope list' would pay at start-up. The frozen records are NamedTuples; Query,
 # which callers may adjust in place, is a plain class with the dataclass's behaviour.
 class KernelFilter(NamedTuple):
-    """What the kernel can filter for us: which dumps, which states, a bytecode program."""
+    """What the kernel can filter for us: which dumps, which states, a bytecode program,
+    and the ports every match has one of (for the watcher's tracepoint and destroy
+    messages, which have no bytecode)."""
 
     states: frozenset[TcpState] = ALL_STATES
     bytecode: bytes | None = None
+    ports: tuple[PortSpan, ...] | None = None
 
 
 class Query:

@@ -143,6 +143,10 @@ def test_unprivileged_run_warns_and_works(primer: str) -> None:
             import ctypes  # noqa: PLC0415
 
             from sockscope.sources.netns import resolve_netns  # noqa: PLC0415
+            # The fork inherited the primer's sockets: let root's process alone hold them
+            # (a process that holds a socket is its owner, and may read its own fds).
+            os.closerange(3, wfd)
+            os.closerange(wfd + 1, 1 << 16)
             libc = ctypes.CDLL(None, use_errno=True)
             with open(resolve_netns(primer), "rb") as f:
                 libc.setns(f.fileno(), 0x40000000)

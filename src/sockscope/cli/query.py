@@ -80,7 +80,7 @@ def build_selection(args: argparse.Namespace, *, processes: bool = False,
     wanted = states if states is not None else selected_states(args)
     text = filter_text(args)
     predicate = None
-    bytecode = None
+    bytecode, ports = None, None
     if text:
         from sockscope.model.filter import FilterError, parse_filter  # noqa: PLC0415 - lazy
         try:
@@ -94,13 +94,13 @@ def build_selection(args: argparse.Namespace, *, processes: bool = False,
             families = tuple(f for f in families if f in push.families)
         if push.states is not None:
             wanted = wanted & push.states
-        bytecode = push.bytecode
+        bytecode, ports = push.bytecode, push.ports
         processes = processes or flt.needs_processes
         tcp_info = tcp_info or flt.needs_tcp_info
         memory = memory or flt.needs_memory
         predicate = flt
     query = Query(protocols=protocols, families=families,
-                  kernel=KernelFilter(states=wanted, bytecode=bytecode),
+                  kernel=KernelFilter(states=wanted, bytecode=bytecode, ports=ports),
                   processes=processes, tcp_info=tcp_info, memory=memory,
                   netns=args.netns, source=getattr(args, "source", "auto"))
     return Selection(query, predicate)

@@ -19,15 +19,18 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 
 from sockscope.model.endpoint import Endpoint
 from sockscope.model.states import Proto
 from sockscope.sources.netlink import NETLINK_SOCK_DIAG
 from sockscope.wire.dump import walk_chunk
 from sockscope.wire.join import AddressCache, endpoint_from_destroy_msg
+from sockscope.wire.socket_filter import SOCK_FILTER, port_filter
 
 # enum sknetlink_groups (include/uapi/linux/sock_diag.h)
 SKNLGRP_INET_TCP_DESTROY = 1
@@ -48,6 +51,7 @@ GUARD_TICK = 0.01
 BYTES_PER_MESSAGE = 1280
 MESSAGES_PER_S = 30_000
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 
 
 def _groups(protocols: tuple[Proto, ...], families: tuple[int, ...]) -> int:
@@ -62,13 +66,32 @@ def _groups(protocols: tuple[Proto, ...], families: tuple[int, ...]) -> int:
     return mask
 
 
+def _attach_filter(sock: socket.socket, program: bytes | None) -> bool:
+    """Attach a classic BPF program (before bind, so no message skips it); whether it took."""
+    if program is None:
+        return False
+    import ctypes  # noqa: PLC0415 - only a filtered watch needs it
+
+    code = ctypes.create_string_buffer(program, len(program))
+    # struct sock_fprog: the instruction count, then a pointer to them; the kernel
+    # copies the program during the call.
+    fprog = struct.pack("@HP", len(program) // SOCK_FILTER.size, ctypes.addressof(code))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False  # no socket filters here: every message comes, and is filtered after
+    return True
+
+
 class DestroySubscriber:
     """A non-blocking subscription to destroyed sockets of the caller's namespace."""
 
     def __init__(self, protocols: tuple[Proto, ...], families: tuple[int, ...],
-                 netns: str = "") -> None:
+                 netns: str = "", ports: Sequence[tuple[bool, int, int]] | None = None) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK,
                                   NETLINK_SOCK_DIAG)
+        #: Whether the kernel drops messages of other ports (see wire/socket_filter).
+        self.filtered = _attach_filter(self.sock, port_filter(ports)) if ports else False
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF_BYTES)
         except PermissionError:

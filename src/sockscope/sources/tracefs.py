@@ -61,7 +61,7 @@ class TraceSession:
     come out after it. ``upto`` is that point.
     """
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, event_filter: str | None = None) -> None:
         if os.geteuid() != 0:
             raise TraceUnavailableError("the state-change tracepoint needs root")
         _ensure_mounted()
@@ -85,6 +85,8 @@ class TraceSession:
             self._write("buffer_size_kb", str(BUFFER_KB))
             if (self.path / "buffer_percent").exists():
                 self._write("buffer_percent", "0")  # wake a reader on the first record
+            #: What the kernel records (the event's filter); None: every transition.
+            self.event_filter = self._set_filter(event_filter) if event_filter else None
             self._write(f"{EVENT}/enable", "1")
             for cpu in sorted((self.path / "per_cpu").glob("cpu[0-9]*"),
                               key=lambda p: int(p.name[3:])):
@@ -99,6 +101,18 @@ class TraceSession:
         self._held: list[StateChange] = []
         self._more = False
         self.bad_pages = 0  # pages that did not decode (counted with the overruns)
+
+    def _set_filter(self, text: str) -> str | None:
+        # Records the reader would drop anyway are never written: the cost of a busy
+        # host's other connections stays in the kernel. A kernel that refuses the
+        # expression gets none; the reader filters every record as before.
+        try:
+            self._write(f"{EVENT}/filter", text)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._write(f"{EVENT}/filter", "0")
+            return None
+        return text
 
     def _write(self, rel: str, value: str) -> None:
         (self.path / rel).write_text(value)

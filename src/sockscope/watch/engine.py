@@ -33,6 +33,7 @@ from sockscope.watch.aging import forget_before, touch
 from sockscope.watch.owners import OwnerCache
 from sockscope.watch.tracer import TKey, TraceMerger
 from sockscope.watch.wiped import WIPED_WAIT, PeerIndex, is_wiped
+from sockscope.wire.ftrace import filter_expression
 
 #: A socket that vanished from a dump waits this long for its destroy message (the kernel
 #: sends those from a workqueue, so they can trail the dump).
@@ -89,12 +90,12 @@ class Watcher:
         # them, so they stay in the kernel.
         self.query = Query(protocols=query.protocols, families=query.families,
                            kernel=KernelFilter(ALL_STATES - {TcpState.TIME_WAIT, TcpState.LISTEN},
-                                               query.kernel.bytecode),
+                                               query.kernel.bytecode, query.kernel.ports),
                            processes=False, tcp_info=query.tcp_info, netns=query.netns,
                            source="netlink")
         self.listen_query = Query(protocols=query.protocols, families=query.families,
                                   kernel=KernelFilter(frozenset({TcpState.LISTEN}),
-                                                      query.kernel.bytecode),
+                                                      query.kernel.bytecode, query.kernel.ports),
                                   memory=True, netns=query.netns, source="netlink")
         self.interval = interval
         wanted = set(sources) if sources is not None else {"poll", "destroy", "trace"}
@@ -125,12 +126,13 @@ class Watcher:
         if "destroy" in wanted:
             with entered_netns(self.query.netns):
                 self.destroy = DestroySubscriber(self.query.protocols, self.query.families,
-                                                 self.query.netns or "")
+                                                 self.query.netns or "", self.query.kernel.ports)
             self.destroy.start()
             active.append("destroy")
         if "trace" in wanted and Proto.TCP in self.query.protocols:
             try:
-                self.trace = TraceMerger(TraceSession(), self.query, self)
+                self.trace = TraceMerger(TraceSession(event_filter=filter_expression(
+                    self.query.kernel.ports, self.query.families)), self.query, self)
                 active.append("trace")
             except TraceUnavailableError as exc:
                 if "trace" in wanted and len(wanted) == 1:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from typing import NamedTuple
 
 from sockscope.model.endpoint import (
@@ -45,6 +45,32 @@ _FIELD = re.compile(r"field:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?
                     r"\s*signed:(?P<signed>\d+);")
 _CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", (4, False): "I",
           (4, True): "i", (8, False): "Q", (8, True): "q"}
+
+
+#: Port tests beyond this many are left to Python: the kernel caps a filter's predicates.
+MAX_FILTER_SPANS = 64
+
+
+def filter_expression(ports: Sequence[tuple[bool, int, int]] | None,
+                      families: Collection[int]) -> str:
+    """The event's ``filter``: what the kernel records at all, the rest never written.
+
+    TCP (MPTCP and SCTP share the event) of the watched families and, given spans of
+    ports as (local, lo, hi), a local or remote port in one of them. ``connect()``
+    records its first transition before it picks the local port, so local port 0
+    always passes; the reader still applies the whole filter.
+    """
+    terms = [f"protocol == {IPPROTO_TCP}"]
+    wanted = [AF_INET if f == 4 else AF_INET6 for f in sorted(families) if f in (4, 6)]
+    if len(wanted) == 1:
+        terms.append(f"family == {wanted[0]}")
+    if ports and len(ports) <= MAX_FILTER_SPANS:
+        tests = ["sport == 0"]
+        for local, lo, hi in ports:
+            field = "sport" if local else "dport"
+            tests.append(f"{field} == {lo}" if lo == hi else f"({field} >= {lo} && {field} <= {hi})")
+        terms.append("(" + " || ".join(tests) + ")")
+    return " && ".join(terms)
 
 
 class FormatError(ValueError):

@@ -8,7 +8,9 @@ ends), then projected three ways:
 - states, protocols and families: sets, intersected under ``and``, joined under ``or``;
 - ports, addresses and interfaces: an ``INET_DIAG_REQ_BYTECODE`` program. An atom the
   kernel cannot test becomes "true" (the superset); under ``not`` an atom is pushed only
-  when the kernel's answer equals ours for every socket (``exact``).
+  when the kernel's answer equals ours for every socket (``exact``);
+- ports alone: spans of local or remote ports one of which every match has, for sources
+  that can only test ports (the tracepoint's filter, a socket filter on destroy messages).
 
 Where the kernel and this package differ: with no peer, the kernel sees remote port 0
 and address 0.0.0.0 or ::, where we see "absent" (never matching). An ``AF_INET6``
@@ -21,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from sockscope._namedtuple import NamedTuple
 from sockscope.model.fields import FIELDS_BY_NAME
 from sockscope.model.filter.ast import And, Cmp, Item, Member, Node, Not, Or, Range, StateIn
 from sockscope.model.states import ALL_STATES, Proto, TcpState
@@ -48,19 +51,29 @@ _MAPPED = IPv6Network("::ffff:0:0/96")
 _ZERO4, _ZERO6 = IPv4Address(0), IPv6Address(0)
 
 
+class PortSpan(NamedTuple):
+    """Local (or remote) ports ``lo..hi``."""
+
+    local: bool
+    lo: int
+    hi: int
+
+
 @dataclass(frozen=True, slots=True)
 class Pushdown:
     """What to ask the kernel for; ``None`` means no restriction.
 
     ``protocols`` and ``families`` say which dumps can hold a match (an empty set: none
     can, make no dump); ``states`` goes into ``idiag_states``; ``bytecode`` is an
-    ``INET_DIAG_REQ_BYTECODE`` program for TCP and UDP dumps.
+    ``INET_DIAG_REQ_BYTECODE`` program for TCP and UDP dumps. ``ports``: every match has
+    a port in one of these spans.
     """
 
     protocols: frozenset[Proto] | None
     families: frozenset[int] | None
     states: frozenset[TcpState] | None
     bytecode: bytes | None
+    ports: tuple[PortSpan, ...] | None = None
 
 
 def compute_pushdown(root: Node) -> Pushdown:
@@ -78,6 +91,7 @@ def compute_pushdown(root: Node) -> Pushdown:
         families=None if inet == INET_FAMILIES else inet,
         states=None if states >= ALL_STATES else states,
         bytecode=_program(nnf),
+        ports=_ports(nnf) or None,
     )
 
 
@@ -150,6 +164,34 @@ def _dumps(node: Node) -> tuple[frozenset[Proto], frozenset[int]]:
 
 def _equal_values(atom: Cmp | Member) -> tuple[Item, ...]:
     return (atom.value,) if isinstance(atom, Cmp) else atom.items
+
+
+# -- port spans -----------------------------------------------------------------------
+
+def _ports(node: Node) -> tuple[PortSpan, ...] | None:
+    """Spans one of which every match's local or remote port is in; None: any port."""
+    if isinstance(node, And):
+        known = [spans for spans in map(_ports, node.items) if spans is not None]
+        return min(known, key=_width) if known else None  # each is a superset: the narrowest
+    if isinstance(node, Or):
+        out: list[PortSpan] = []
+        for item in node.items:
+            spans = _ports(item)
+            if spans is None:
+                return None
+            out += [s for s in spans if s not in out]
+        return tuple(out)
+    if isinstance(node, Cmp | Member) and node.field in ("lport", "rport"):
+        local = node.field == "lport"
+        clipped = [PortSpan(local, max(lo, 0), min(hi, PORT_MAX)) for lo, hi in _port_ranges(node)]
+        if any(s.lo == 0 and s.hi == PORT_MAX for s in clipped):
+            return None
+        return tuple(s for s in clipped if s.lo <= s.hi)
+    return None  # any other test, and any negated one, says nothing of ports
+
+
+def _width(spans: tuple[PortSpan, ...]) -> int:
+    return sum(s.hi - s.lo + 1 for s in spans)
 
 
 # -- bytecode -------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""Port spans from a filter, and the two kernel filters made of them: the tracepoint's
+expression and the destroy messages' BPF program (run here by a small interpreter)."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sockscope.model.filter import parse_filter
+from sockscope.model.filter.pushdown import PortSpan
+from sockscope.wire.ftrace import filter_expression
+from sockscope.wire.socket_filter import (
+    JEQ,
+    JGE,
+    JGT,
+    LDH_ABS,
+    MAX_SPANS,
+    RET,
+    SOCK_FILTER,
+    port_filter,
+)
+
+
+def spans(text: str) -> tuple[PortSpan, ...] | None:
+    return parse_filter(text).pushdown().ports
+
+
+def test_port_spans_are_what_every_match_must_have() -> None:
+    assert spans("port == 23") == (PortSpan(True, 23, 23), PortSpan(False, 23, 23))
+    assert spans("lport == 23 and duration < 1s") == (PortSpan(True, 23, 23),)
+    assert spans("lport in {80, 8000..8100}") == (PortSpan(True, 80, 80), PortSpan(True, 8000, 8100))
+    # Under "and" the narrowest; under "or" all of them, or none when one side has none.
+    assert spans("rport > 1024 and lport == 80") == (PortSpan(True, 80, 80),)
+    assert spans("lport == 80 or rport == 443") == (PortSpan(True, 80, 80), PortSpan(False, 443, 443))
+    for unrestricted in ("not port == 80", "port == 80 or process ~ nginx", "state == listen",
+                         "lport >= 0", "event == closed"):
+        assert spans(unrestricted) is None, unrestricted
+
+
+def test_the_tracepoint_filter_names_the_families_and_ports() -> None:
+    assert filter_expression(None, (4, 6)) == "protocol == 6"
+    assert filter_expression([(True, 80, 80), (False, 8000, 8100)], (6,)) == (
+        "protocol == 6 && family == 10 && (sport == 0 || sport == 80 || "
+        "(dport >= 8000 && dport <= 8100))")
+    assert "sport" not in filter_expression([(True, p, p) for p in range(100)], (4,))
+
+
+def run_bpf(program: bytes, packet: bytes) -> int:
+    """Classic BPF, the instructions port_filter uses: what the kernel would keep."""
+    code = [SOCK_FILTER.unpack_from(program, i) for i in range(0, len(program), SOCK_FILTER.size)]
+    a, pc = 0, 0
+    while True:
+        op, jt, jf, k = code[pc]
+        if op == LDH_ABS:
+            a = struct.unpack_from("!H", packet, k)[0]
+            pc += 1
+        elif op in (JEQ, JGT, JGE):
+            hit = a == k if op == JEQ else a > k if op == JGT else a >= k
+            pc += 1 + (jt if hit else jf)
+        else:
+            assert op == RET
+            return k
+
+
+def message(local: int, remote: int) -> bytes:
+    return bytes(16) + struct.pack("!BBBBHH", 2, 1, 0, 0, local, remote) + bytes(64)
+
+
+port = st.integers(0, 65535)
+span = st.tuples(st.booleans(), port, port).map(lambda t: (t[0], min(t[1:]), max(t[1:])))
+
+
+@given(st.lists(span, min_size=1, max_size=MAX_SPANS), port, port)
+def test_the_destroy_filter_keeps_exactly_the_spans_ports(ports: list[tuple[bool, int, int]],
+                                                            local: int, remote: int) -> None:
+    program = port_filter(ports)
+    assert program is not None
+    wanted = remote == 0 or any(lo <= (local if is_local else remote) <= hi
+                                for is_local, lo, hi in ports)
+    assert (run_bpf(program, message(local, remote)) != 0) == wanted
+
+
+def test_too_many_spans_make_no_destroy_filter() -> None:
+    assert port_filter([(True, p, p) for p in range(MAX_SPANS + 1)]) is None
+    assert port_filter([]) is None
