@@ -1,6 +1,7 @@
 """How fast can a Python watcher be at all? The CPU floor of `watch`'s unavoidable work.
 
-Run from the checkout: ``.venv/bin/python tools/watch_floor.py``. No root, no traffic.
+Run from the checkout: ``.venv/bin/python tools/watch_floor.py [--write-results]``. No
+root, no traffic; ``--write-results`` puts the table in bench/RESULTS.md.
 
 Under ``ab -n 20000 -c 50`` every connection costs the watcher, with the tracepoint,
 about ten ``inet_sock_set_state`` records (five per end) that become ten events written
@@ -20,6 +21,7 @@ into connections come on top of both: the bench measures them.
 
 from __future__ import annotations
 
+import platform
 import socket
 import struct
 import sys
@@ -29,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results_file import command_line, replace_section, section_head  # noqa: E402
 
 from sockscope.model.endpoint import Endpoint  # noqa: E402
 from sockscope.model.event import Event, EventKind, Source  # noqa: E402
@@ -44,6 +49,7 @@ RECORDS_PER_CONNECTION = 10  # measured: bench_watch's trace runs, 200k events p
 DESTROYS_PER_CONNECTION = 2
 RATE = 12_500  # ab's connections per second with a watcher running (bench/RESULTS.md)
 CORE_SHARE = 0.5
+BEGIN, END = "<!-- watch_floor:begin -->", "<!-- watch_floor:end -->"
 
 
 def per_call(fn: Callable[[], int], seconds: float = 0.5) -> float:
@@ -144,18 +150,31 @@ def main() -> None:
         "ideal": (per_call(walk_only), per_call(line_only), recv_cost,
                   per_call(destroy_header_only)),
     }
-    print(f"Per connection: {RECORDS_PER_CONNECTION} tracepoint records -> events (JSON lines), "
-          f"{DESTROYS_PER_CONNECTION} destroy messages -> closed events. Python {sys.version.split()[0]}.")
-    print(f"{'':10} {'record':>8} {'line':>8} {'recv':>8} {'destroy':>8} {'per conn':>9} "
-          f"{'at ' + format(RATE, ',') + '/s':>11} {'half a core':>12}")
+    lines = [f"| {'':10} | record | line | recv | destroy | per connection | at {RATE:,}/s "
+             f"| half a core holds |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, (record, line, recv, destroy) in rows.items():
         conn = RECORDS_PER_CONNECTION * (record + line) + \
             DESTROYS_PER_CONNECTION * (recv + destroy + line)
-        print(f"{name:10} {record * 1e6:7.2f}u {line * 1e6:7.2f}u {recv * 1e6:7.2f}u "
-              f"{destroy * 1e6:7.2f}u {conn * 1e6:8.1f}u {conn * RATE:9.2f} core "
-              f"{CORE_SHARE / conn:9,.0f}/s")
-    print("(u = microseconds of CPU, user space only: merging records into connections, "
-          "filtering and the kernel's side come on top)")
+        lines.append(f"| {name} | {record * 1e6:.2f} us | {line * 1e6:.2f} us | {recv * 1e6:.2f} us "
+                     f"| {destroy * 1e6:.2f} us | {conn * 1e6:.1f} us | {conn * RATE:.2f} core "
+                     f"| {CORE_SHARE / conn:,.0f} conn/s |")
+    print("\n".join(lines))
+    if "--write-results" in sys.argv[1:]:
+        env = {"python": sys.version.split()[0], "cpu": platform.processor() or platform.machine(),
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        section = [
+            *section_head(BEGIN, "The CPU floor of `watch`'s unavoidable work (no peer: a "
+                          "bound, not a target check)",
+                          command_line("tools/watch_floor.py", None), env),
+            f"Per connection under ab: {RECORDS_PER_CONNECTION} tracepoint records, each an "
+            f"event written as a JSON line, and {DESTROYS_PER_CONNECTION} destroy messages "
+            "received, decoded and written. *sockscope*: the project's own decoders and "
+            "renderer; *ideal*: the least CPython does for the same step (unpack a record, "
+            "format a line from ready-made strings, recv a datagram and unpack its header). "
+            "User space only: merging records into connections, filtering, and the kernel's "
+            "side (copying pages and messages, writing the output) come on top of both.",
+            "", *lines, END]
+        replace_section(BEGIN, END, "\n".join(section) + "\n")
 
 
 if __name__ == "__main__":

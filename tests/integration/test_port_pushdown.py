@@ -10,8 +10,9 @@ from sockscope.model.filter import parse_filter
 from sockscope.model.states import Proto, TcpState
 from sockscope.sources.destroy import DestroySubscriber
 from sockscope.sources.netns import entered_netns
+from sockscope.sources.procfs import ephemeral_port_range
 from sockscope.sources.tracefs import TraceSession
-from sockscope.wire.ftrace import filter_expression
+from sockscope.wire.ftrace import StateChange, filter_expression
 from tests.helpers.netns import socket_in
 
 
@@ -57,27 +58,52 @@ def test_destroy_messages_of_other_ports_never_arrive(netns: str) -> None:
     assert overruns == 0
 
 
-def test_a_local_port_filter_keeps_the_connect_record_of_port_zero(netns: str) -> None:
-    # connect() records CLOSE -> SYN_SENT before it has a local port: that record must pass
-    # a filter on the remote port, and a filter on the local port too.
-    trace = TraceSession(event_filter=filter_expression(_ports_of("rport == 40133"), (4,)))
+def _records(trace: TraceSession, until_closed: int) -> list[StateChange]:
+    """What the session reads until it has the CLOSE of local port ``until_closed``."""
+    records: list[StateChange] = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        records += trace.read()
+        if any(r.new_state is TcpState.CLOSE and r.local_port == until_closed for r in records):
+            break
+        time.sleep(0.02)
+    return records
+
+
+def test_a_remote_port_filter_keeps_the_connect_record_of_port_zero(netns: str) -> None:
+    # connect() records CLOSE -> SYN_SENT before it has a local port: with a filter on the
+    # remote port it passes by its remote port.
+    trace = TraceSession(event_filter=filter_expression(_ports_of("rport == 40133"), (4,),
+                                                        ephemeral_port_range()))
     try:
-        assert trace.event_filter is not None and "dport == 40133" in trace.event_filter
+        assert trace.event_filter is not None and "sport == 0" not in trace.event_filter
         client = _connect_once(netns, 40133)
         _connect_once(netns, 40134)
         _connect_once(netns, 40135, socket.AF_INET6, "::1")  # another family: left out
-        time.sleep(0.1)
-        records = []
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            records += trace.read()
-            if any(r.new_state is TcpState.CLOSE and r.local_port == client for r in records):
-                break
-            time.sleep(0.02)
+        records = _records(trace, client)
     finally:
         trace.close()
     seen = {(r.local_port, r.remote_port) for r in records}
     assert (0, 40133) in seen  # connect()'s first record, before its port was picked
     assert (client, 40133) in seen
-    assert all(r.remote_port == 40133 or r.local_port == 0 for r in records)
+    assert all(r.remote_port == 40133 for r in records)
     assert all(r.family == 4 for r in records)
+
+
+def test_a_local_port_filter_over_the_ephemeral_range_keeps_port_zero(netns: str) -> None:
+    with entered_netns(netns):
+        ephemeral = ephemeral_port_range()
+    trace = TraceSession(event_filter=filter_expression(
+        _ports_of(f"lport >= {ephemeral[0]} and lport <= {ephemeral[1]}"), (4, 6), ephemeral))
+    try:
+        assert trace.event_filter is not None and "sport == 0" in trace.event_filter
+        client = _connect_once(netns, 20143)
+        everything = _records(trace, client)
+    finally:
+        trace.close()
+    records = [r for r in everything if r.remote_port == 20143]
+    seen = {(r.local_port, r.old_state, r.new_state) for r in records}
+    assert (0, TcpState.CLOSE, TcpState.SYN_SENT) in seen
+    assert (client, TcpState.SYN_SENT, TcpState.ESTABLISHED) in seen
+    # The server's end (local port 20143, below the range) and its listener are not written.
+    assert not [r for r in everything if r.local_port == 20143]

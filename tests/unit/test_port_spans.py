@@ -45,6 +45,12 @@ def test_the_tracepoint_filter_names_the_families_and_ports() -> None:
         "protocol == 6 && family == 10 && (sport == 0 || sport == 80 || "
         "(dport >= 8000 && dport <= 8100))")
     assert "sport" not in filter_expression([(True, p, p) for p in range(100)], (4,))
+    # connect()'s first record has local port 0: it passes when a local span may hold the
+    # port connect() will pick, and need not otherwise (the remote port is known).
+    ephemeral = (32768, 60999)
+    assert "sport == 0" in filter_expression([(True, 40000, 40000)], (4,), ephemeral)
+    assert "sport == 0" in filter_expression([(True, 1024, 65535)], (4,), ephemeral)
+    assert "sport == 0" not in filter_expression([(True, 23, 23), (False, 23, 23)], (4,), ephemeral)
 
 
 def run_bpf(program: bytes, packet: bytes) -> int:

@@ -36,7 +36,8 @@ deliver; counted, never hidden).
 
 Sources, merged: periodic dumps (--interval), the kernel's destroy broadcasts (every
 close, no root needed) and, as root, the sock:inet_sock_set_state tracepoint (every
-transition, exact times, connections shorter than one poll included).
+transition, exact times, connections shorter than one poll included). A filter on ports
+also runs in the kernel, so a watcher of one port is not slowed by the others' traffic.
 
 examples:
   sockscope watch                                   everything, until Ctrl-C

@@ -185,3 +185,14 @@ def _comm(root: str, pid: str) -> str:
             return f.read().rstrip("\n")
     except OSError:
         return "?"
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """``net.ipv4.ip_local_port_range`` of the caller's namespace, where connect() picks
+    a local port (it applies to IPv6 too); every port when it cannot be read."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            first, last = (int(w) for w in f.read().split())
+    except (OSError, ValueError):
+        return 1, 65535
+    return first, last

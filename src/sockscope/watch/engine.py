@@ -27,7 +27,7 @@ from sockscope.model.event import Event, EventKind, Source
 from sockscope.model.states import ALL_STATES, Proto, TcpState
 from sockscope.sources.destroy import DestroySubscriber
 from sockscope.sources.netns import entered_netns
-from sockscope.sources.procfs import ProcFS
+from sockscope.sources.procfs import ProcFS, ephemeral_port_range
 from sockscope.sources.tracefs import TraceSession, TraceUnavailableError
 from sockscope.watch.aging import forget_before, touch
 from sockscope.watch.owners import OwnerCache
@@ -131,8 +131,10 @@ class Watcher:
             active.append("destroy")
         if "trace" in wanted and Proto.TCP in self.query.protocols:
             try:
+                with entered_netns(self.query.netns):
+                    ephemeral = ephemeral_port_range()
                 self.trace = TraceMerger(TraceSession(event_filter=filter_expression(
-                    self.query.kernel.ports, self.query.families)), self.query, self)
+                    self.query.kernel.ports, self.query.families, ephemeral)), self.query, self)
                 active.append("trace")
             except TraceUnavailableError as exc:
                 if "trace" in wanted and len(wanted) == 1:

@@ -52,20 +52,24 @@ MAX_FILTER_SPANS = 64
 
 
 def filter_expression(ports: Sequence[tuple[bool, int, int]] | None,
-                      families: Collection[int]) -> str:
+                      families: Collection[int],
+                      ephemeral: tuple[int, int] = (1, 65535)) -> str:
     """The event's ``filter``: what the kernel records at all, the rest never written.
 
     TCP (MPTCP and SCTP share the event) of the watched families and, given spans of
     ports as (local, lo, hi), a local or remote port in one of them. ``connect()``
-    records its first transition before it picks the local port, so local port 0
-    always passes; the reader still applies the whole filter.
+    records its first transition before it picks the local port, from ``ephemeral``
+    (``ip_local_port_range``): those records, with local port 0, pass when a local span
+    meets that range. The reader still applies the whole filter.
     """
     terms = [f"protocol == {IPPROTO_TCP}"]
     wanted = [AF_INET if f == 4 else AF_INET6 for f in sorted(families) if f in (4, 6)]
     if len(wanted) == 1:
         terms.append(f"family == {wanted[0]}")
     if ports and len(ports) <= MAX_FILTER_SPANS:
-        tests = ["sport == 0"]
+        first, last = ephemeral
+        tests = ["sport == 0"] if any(local and lo <= last and hi >= first
+                                      for local, lo, hi in ports) else []
         for local, lo, hi in ports:
             field = "sport" if local else "dport"
             tests.append(f"{field} == {lo}" if lo == hi else f"({field} >= {lo} && {field} <= {hi})")
