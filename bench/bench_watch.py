@@ -418,14 +418,20 @@ def client_main(addr: str, port: int, n: int, rate: float) -> int:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of ``pid`` in seconds (None once it is gone)."""
+def cpu_split(pid: int) -> tuple[float, float] | None:
+    """(utime, stime) of ``pid`` in seconds (None once it is gone)."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # fields 14 and 15 of stat
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` in seconds (None once it is gone)."""
+    split = cpu_split(pid)
+    return None if split is None else split[0] + split[1]
 
 
 def time_wait_sockets() -> int:
@@ -497,6 +503,7 @@ class Watcher:
         self.active = ""
         self.killed = False
         self.returncode: int | None = None
+        self.kernel_share: float | None = None  # of its CPU time, up to its stop
         self.samples: list[tuple[float, float, int]] = []  # (monotonic, cpu s, output bytes)
         self._stop_sampling = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -574,6 +581,9 @@ class Watcher:
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        split = cpu_split(proc.pid)
+        if split is not None and sum(split) > 0:
+            self.kernel_share = split[1] / sum(split)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
@@ -630,6 +640,7 @@ class Run:
     cpu_busy: float | None = None  # from the load's start to the watcher's last event
     caught_up: float | None = None  # seconds after the load's end, its output was complete
     watcher_exit: int | None = None
+    kernel_share: float | None = None  # of the watcher's CPU time: system calls, page faults
     error: str = ""
 
     @property
@@ -707,6 +718,7 @@ def measure(
     finally:
         watcher.stop()
     run.watcher_exit = watcher.returncode
+    run.kernel_share = watcher.kernel_share
     if watcher.killed:
         run.error = run.error or f"watcher ignored SIGINT for {WATCH_STOP_TIMEOUT}s: killed"
     logged = nginx.logged_since(offset)
@@ -941,6 +953,7 @@ def repeated(runs: list[Run]) -> list[str]:
         costs = sorted(r.cost for r in mine if r.cost is not None)
         cores = sorted(r.cores for r in mine if r.cores is not None)
         rates = sorted(r.load.rate for r in mine)
+        kernel = sorted(r.kernel_share for r in mine if r.kernel_share is not None)
         if not costs or not cores:
             continue
         out.append(
@@ -948,6 +961,8 @@ def repeated(runs: list[Run]) -> list[str]:
             f"{statistics.median(costs):.2f} (range {costs[0]:.2f}-{costs[-1]:.2f}), during "
             f"load {statistics.median(cores):.2f} ({cores[0]:.2f}-{cores[-1]:.2f}) cores, at "
             f"{rates[0]:,.0f}-{rates[-1]:,.0f} conn/s"
+            + (f"; kernel time {kernel[0]:.0%}-{kernel[-1]:.0%} of the watcher's CPU"
+               if kernel else "")
         )
     return out
 
