@@ -160,6 +160,8 @@ class TraceMerger:
         return owner
 
     def _admit(self, rec: StateChange, tkey: TKey, events: list[Event]) -> list[Event]:
+        if tkey in self.confirmed and tkey not in self.pending:
+            return events  # the common case: a known socket of ours, nothing waiting
         if self._ours(rec, tkey):
             return [*self._flush(tkey), *events]
         self.pending.setdefault(tkey, []).extend(events)
