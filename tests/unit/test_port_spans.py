@@ -4,12 +4,15 @@ expression and the destroy messages' BPF program (run here by a small interprete
 from __future__ import annotations
 
 import struct
+from ipaddress import IPv4Address
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sockscope.model.endpoint import Endpoint
 from sockscope.model.filter import parse_filter
 from sockscope.model.filter.pushdown import PortSpan
+from sockscope.model.states import Proto, TcpState
 from sockscope.wire.ftrace import filter_expression
 from sockscope.wire.socket_filter import (
     JEQ,
@@ -42,8 +45,8 @@ def test_port_spans_are_what_every_match_must_have() -> None:
 def test_the_tracepoint_filter_names_the_families_and_ports() -> None:
     assert filter_expression(None, (4, 6)) == "protocol == 6"
     assert filter_expression([(True, 80, 80), (False, 8000, 8100)], (6,)) == (
-        "protocol == 6 && family == 10 && (sport == 0 || sport == 80 || "
-        "(dport >= 8000 && dport <= 8100))")
+        "protocol == 6 && family == 10 && (newstate == 10 || sport == 0 || oldstate == 2 "
+        "|| sport == 80 || (dport >= 8000 && dport <= 8100))")
     assert "sport" not in filter_expression([(True, p, p) for p in range(100)], (4,))
     # connect()'s first record has local port 0: it passes when a local span may hold the
     # port connect() will pick, and need not otherwise (the remote port is known).
@@ -51,6 +54,9 @@ def test_the_tracepoint_filter_names_the_families_and_ports() -> None:
     assert "sport == 0" in filter_expression([(True, 40000, 40000)], (4,), ephemeral)
     assert "sport == 0" in filter_expression([(True, 1024, 65535)], (4,), ephemeral)
     assert "sport == 0" not in filter_expression([(True, 23, 23), (False, 23, 23)], (4,), ephemeral)
+    # With port-0 records pass the SYN_SENT exits they are paired with, whatever the port.
+    assert "oldstate == 2" in filter_expression([(True, 40000, 40000)], (4,), ephemeral)
+    assert "oldstate == 2" not in filter_expression([(False, 40000, 40000)], (4,), ephemeral)
 
 
 def run_bpf(program: bytes, packet: bytes) -> int:
@@ -83,11 +89,37 @@ def test_the_destroy_filter_keeps_exactly_the_spans_ports(ports: list[tuple[bool
                                                             local: int, remote: int) -> None:
     program = port_filter(ports)
     assert program is not None
-    wanted = remote == 0 or any(lo <= (local if is_local else remote) <= hi
-                                for is_local, lo, hi in ports)
+    # Either end: a reset socket's addresses are rebuilt from its peer's message.
+    wanted = remote == 0 or any(lo <= local <= hi or lo <= remote <= hi
+                                for _is_local, lo, hi in ports)
     assert (run_bpf(program, message(local, remote)) != 0) == wanted
 
 
 def test_too_many_spans_make_no_destroy_filter() -> None:
     assert port_filter([(True, p, p) for p in range(MAX_SPANS + 1)]) is None
     assert port_filter([]) is None
+
+
+ATOMS = st.one_of(
+    st.builds(lambda f, op, v: f"{f} {op} {v}", st.sampled_from(["port", "lport", "rport"]),
+              st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), port),
+    st.builds(lambda f, a, b: f"{f} in {{{a}, {min(a, b)}..{max(a, b)}}}",
+              st.sampled_from(["port", "lport", "rport"]), port, port),
+    st.sampled_from(["state == established", "proto == tcp", "uid == 0", "laddr == 127.0.0.1"]),
+)
+FILTERS = st.recursive(ATOMS, lambda inner: st.one_of(
+    st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
+    st.builds(lambda a, b: f"({a}) or ({b})", inner, inner),
+    st.builds(lambda a: f"not ({a})", inner)), max_leaves=6)
+
+
+@given(FILTERS, port, st.one_of(st.none(), port), st.sampled_from(list(TcpState)))
+def test_every_match_has_a_port_in_the_spans(text: str, local: int, remote: int | None,
+                                             state: TcpState) -> None:
+    flt = parse_filter(text)
+    ep = Endpoint(Proto.TCP, 4, state, IPv4Address("127.0.0.1"), local,
+                  None if remote is None else IPv4Address("127.0.0.2"), remote, 0, 0, 0, 1, 1)
+    ports = flt.pushdown().ports
+    if ports is not None and flt.matches(ep):
+        assert any(lo <= (local if s.local else remote if remote is not None else -1) <= hi
+                   for s in ports for lo, hi in [(s.lo, s.hi)]), (text, ep)

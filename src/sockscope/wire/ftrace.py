@@ -57,10 +57,12 @@ def filter_expression(ports: Sequence[tuple[bool, int, int]] | None,
     """The event's ``filter``: what the kernel records at all, the rest never written.
 
     TCP (MPTCP and SCTP share the event) of the watched families and, given spans of
-    ports as (local, lo, hi), a local or remote port in one of them. ``connect()``
-    records its first transition before it picks the local port, from ``ephemeral``
-    (``ip_local_port_range``): those records, with local port 0, pass when a local span
-    meets that range. The reader still applies the whole filter.
+    ports as (local, lo, hi), a local or remote port in one of them, plus every new
+    listener (its owner names the connections it accepts). ``connect()`` records its
+    first transition before it picks the local port, from ``ephemeral``
+    (``ip_local_port_range``): when a local span meets that range, those records (local
+    port 0) pass, and so do all SYN_SENT exits, since the reader pairs each start with
+    the next exit to the same peer. The reader still applies the whole filter.
     """
     terms = [f"protocol == {IPPROTO_TCP}"]
     wanted = [AF_INET if f == 4 else AF_INET6 for f in sorted(families) if f in (4, 6)]
@@ -68,8 +70,9 @@ def filter_expression(ports: Sequence[tuple[bool, int, int]] | None,
         terms.append(f"family == {wanted[0]}")
     if ports and len(ports) <= MAX_FILTER_SPANS:
         first, last = ephemeral
-        tests = ["sport == 0"] if any(local and lo <= last and hi >= first
-                                      for local, lo, hi in ports) else []
+        tests = [f"newstate == {int(TcpState.LISTEN)}"]
+        if any(local and lo <= last and hi >= first for local, lo, hi in ports):
+            tests += ["sport == 0", f"oldstate == {int(TcpState.SYN_SENT)}"]
         for local, lo, hi in ports:
             field = "sport" if local else "dport"
             tests.append(f"{field} == {lo}" if lo == hi else f"({field} >= {lo} && {field} <= {hi})")

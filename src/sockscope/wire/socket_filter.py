@@ -22,24 +22,29 @@ LDH_ABS = 0x28  # BPF_LD | BPF_H | BPF_ABS: A = the u16 at k
 JEQ, JGT, JGE = 0x15, 0x25, 0x35  # BPF_JMP | BPF_JEQ/JGT/JGE | BPF_K
 RET = 0x06  # BPF_RET | BPF_K: keep k bytes (0: drop)
 KEEP_ALL = 0xFFFFFFFF
-#: Jumps are 8-bit and forward only: beyond this many spans, no filter (Python filters).
+#: Jumps are 8-bit and forward only (each span is tested at both ends, in up to two
+#: instructions): beyond this many spans, no filter (Python filters).
 MAX_SPANS = 60
 
 def port_filter(ports: Sequence[tuple[bool, int, int]]) -> bytes | None:
-    """A program keeping messages with a local or remote port in one of ``ports``
-    (local, lo, hi), and those without a remote port (an unconnected socket, or one a
-    reset wiped: the reader decides those). None when there are too many spans."""
+    """A program keeping messages with a port in one of ``ports`` (local, lo, hi) at
+    either end, and those without a remote port (an unconnected socket, or one a reset
+    wiped). None when there are too many spans.
+
+    Either end, not just the span's: without the tracepoint, the addresses a reset
+    wiped from a socket's message are rebuilt from its peer's, whose ports are the
+    other way round; the reader applies the filter itself.
+    """
     if not ports or len(ports) > MAX_SPANS:
         return None
+    spans = sorted({(lo, hi) for _local, lo, hi in ports})
     # Built with jumps to "keep" as None, patched once its place is known.
     code: list[tuple[int, int | None, int | None, int]] = [
         (LDH_ABS, 0, 0, REMOTE_PORT_AT), (JEQ, None, 0, 0)]
-    for local in (False, True):
-        if local:
+    for at in (REMOTE_PORT_AT, LOCAL_PORT_AT):
+        if at == LOCAL_PORT_AT:
             code.append((LDH_ABS, 0, 0, LOCAL_PORT_AT))
-        for is_local, lo, hi in ports:
-            if is_local != local:
-                continue
+        for lo, hi in spans:
             if lo == hi:
                 code.append((JEQ, None, 0, lo))
             else:  # lo <= A: test A <= hi (else the next span); A < lo: skip that test
