@@ -66,6 +66,18 @@ def test_every_connection_opened_and_closed_with_its_process(netns: str) -> None
     assert all(e["local_address"] in ("127.0.0.1", "0.0.0.0") for e in events)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the tracepoint source needs root")
+def test_a_port_filter_run_in_the_kernel_misses_nothing(netns: str) -> None:
+    # The same load, watched through `port == PORT`: the tracepoint's event filter and
+    # the destroy socket's BPF program drop other ports' sockets, never these.
+    events, err, load_pid = run_with_load(netns, f"port == {PORT}")
+    assert "ports filtered in the kernel for destroy, trace" in err
+    assert ends(events, "opened") == {"client": N, "server": N}
+    assert ends(events, "closed") == {"client": N, "server": N}
+    assert all(e["pid"] == load_pid for e in events if e["event"] in ("opened", "closed"))
+    assert all(PORT in (e["local_port"], e["remote_port"]) for e in events)
+
+
 def test_without_the_tracepoint_every_close_is_seen(netns: str) -> None:
     events, err, _ = run_with_load(netns, "--source", "poll,destroy")
     assert "trace" not in err.splitlines()[0]

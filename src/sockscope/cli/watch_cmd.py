@@ -113,8 +113,11 @@ def run(args: argparse.Namespace, env: Env) -> int:
             recorder.set_meta("listening_ports", ",".join(map(str, ports)))
         for w in watcher.warnings:
             env.warn(w)
+        in_kernel = watcher.stats.port_filtered
         env.stderr.write(f"sockscope: watching{' ' + args.netns if args.netns else ''} with "
-                         f"{', '.join(watcher.stats.sources)} (Ctrl-C to stop)\n")
+                         f"{', '.join(watcher.stats.sources)} (Ctrl-C to stop)"
+                         + (f"; ports filtered in the kernel for {', '.join(in_kernel)}"
+                            if in_kernel else "") + "\n")
         env.stderr.flush()
         _stream(args, env, watcher, matches, recorder, shown)
     except KeyboardInterrupt:

@@ -72,6 +72,8 @@ class WatchStats:
     trace_overruns: int = 0
     foreign: int = 0  # tracepoint records left out: another namespace
     sources: tuple[str, ...] = ()
+    #: Sources whose kernel side drops other ports' sockets (the filter's port spans).
+    port_filtered: tuple[str, ...] = ()
 
     @property
     def lost(self) -> int:
@@ -142,6 +144,12 @@ class Watcher:
                 self.warnings.append(f"tracepoint source off: {exc}; opens shorter than the "
                                      f"{self.interval:g}s poll are not seen")
         self.stats.sources = tuple(active)
+        self.stats.port_filtered = tuple(
+            name for name, took in (
+                ("destroy", self.destroy is not None and self.destroy.filtered),
+                ("trace", self.trace is not None and self.query.kernel.ports is not None
+                 and self.trace.session.event_filter is not None))
+            if took)
         self._poll(emit=False)
 
     def close(self) -> None:
