@@ -183,10 +183,10 @@ def _ports(node: Node) -> tuple[PortSpan, ...] | None:
         return tuple(out)
     if isinstance(node, Cmp | Member) and node.field in ("lport", "rport"):
         local = node.field == "lport"
-        clipped = [PortSpan(local, max(lo, 0), min(hi, PORT_MAX)) for lo, hi in _port_ranges(node)]
-        if any(s.lo == 0 and s.hi == PORT_MAX for s in clipped):
+        ranges = _port_ranges(node)
+        if (0, PORT_MAX) in ranges:
             return None
-        return tuple(s for s in clipped if s.lo <= s.hi)
+        return tuple(PortSpan(local, lo, hi) for lo, hi in ranges)
     return None  # any other test, and any negated one, says nothing of ports
 
 
@@ -252,6 +252,12 @@ def kernel_atom(atom: Node) -> tuple[Kernel | None, bool]:
 
 
 def _port_ranges(atom: Cmp | Member) -> list[tuple[int, int]]:
+    """The atom's ports as ranges within 0..65535, empty ones left out."""
+    return [(max(lo, 0), min(hi, PORT_MAX)) for lo, hi in _raw_port_ranges(atom)
+            if max(lo, 0) <= min(hi, PORT_MAX)]
+
+
+def _raw_port_ranges(atom: Cmp | Member) -> list[tuple[int, int]]:
     if isinstance(atom, Cmp):
         v = int(atom.value) if isinstance(atom.value, int) else 0
         spans = {"==": (v, v), "<": (0, v - 1), "<=": (0, v), ">": (v + 1, PORT_MAX),
@@ -269,8 +275,7 @@ def _port_ranges(atom: Cmp | Member) -> list[tuple[int, int]]:
 
 def _port_atom(atom: Cmp | Member) -> tuple[Kernel, bool]:
     local = atom.field == "lport"
-    ranges = [(max(lo, 0), min(hi, PORT_MAX)) for lo, hi in _port_ranges(atom)]
-    ranges = [(lo, hi) for lo, hi in ranges if lo <= hi]
+    ranges = _port_ranges(atom)
     # With no peer the kernel compares remote port 0, where we see no port at all.
     exact = local or all(lo > 0 for lo, _ in ranges)
     if (0, PORT_MAX) in ranges:
