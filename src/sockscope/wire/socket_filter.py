@@ -39,17 +39,14 @@ def port_filter(ports: Sequence[tuple[bool, int, int]]) -> bytes | None:
         return None
     spans = sorted({(lo, hi) for _local, lo, hi in ports})
     # Built with jumps to "keep" as None, patched once its place is known.
-    code: list[tuple[int, int | None, int | None, int]] = [
-        (LDH_ABS, 0, 0, REMOTE_PORT_AT), (JEQ, None, 0, 0)]
-    for at in (REMOTE_PORT_AT, LOCAL_PORT_AT):
-        if at == LOCAL_PORT_AT:
-            code.append((LDH_ABS, 0, 0, LOCAL_PORT_AT))
-        for lo, hi in spans:
-            if lo == hi:
-                code.append((JEQ, None, 0, lo))
-            else:  # lo <= A: test A <= hi (else the next span); A < lo: skip that test
-                code += [(JGE, 0, 1, lo), (JGT, 0, None, hi)]
-    code.append((RET, 0, 0, 0))
+    tests: list[tuple[int, int | None, int | None, int]] = []
+    for lo, hi in spans:
+        if lo == hi:
+            tests.append((JEQ, None, 0, lo))
+        else:  # lo <= A: test A <= hi (else the next span); A < lo: skip that test
+            tests += [(JGE, 0, 1, lo), (JGT, 0, None, hi)]
+    code = [(LDH_ABS, 0, 0, REMOTE_PORT_AT), (JEQ, None, 0, 0), *tests,
+            (LDH_ABS, 0, 0, LOCAL_PORT_AT), *tests, (RET, 0, 0, 0)]
     keep = len(code)
     code.append((RET, 0, 0, KEEP_ALL))
     return b"".join(
