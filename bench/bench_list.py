@@ -307,9 +307,7 @@ def measure_api(python: str, size: int, runs: int) -> tuple[list[Row], dict[str,
     """snapshot() vs psutil.net_connections() in one fresh child interpreter."""
     argv = [python, "-c", API_CHILD, str(runs)]
     try:
-        proc = subprocess.run(
-            argv, capture_output=True, timeout=RUN_TIMEOUT * (runs + 1) * 3, check=False
-        )
+        proc = subprocess.run(argv, capture_output=True, timeout=RUN_TIMEOUT * (runs + 1) * 3, check=False)
         data = json.loads(proc.stdout or b"{}")
     except (subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
         data = {"error_sockscope": str(exc), "error_psutil": str(exc)}
@@ -533,9 +531,7 @@ def environment(timer: Timer, sockscope: str) -> dict[str, str]:
         "kernel": platform.release(),
         "cpu": f"{cpu} x {os.cpu_count()}",
         "python": platform.python_version(),
-        "ss": subprocess.run(
-            ["ss", "-V"], capture_output=True, text=True, check=False
-        ).stdout.strip(),
+        "ss": subprocess.run(["ss", "-V"], capture_output=True, text=True, check=False).stdout.strip(),
         "timer": f"{hf or timer.name}, median of {timer.runs} runs after {timer.warmup} warm-up",
         "sockscope": f"{shown} (commit {rev})",
     }
@@ -669,9 +665,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
             skipped.append(size)
             continue
         results.append(
-            bench_size(
-                size, sockscope, python, timer, args.api_runs, not args.no_memory, args.hold_seconds
-            )
+            bench_size(size, sockscope, python, timer, args.api_runs, not args.no_memory, args.hold_seconds)
         )
     elapsed = time.monotonic() - started
 

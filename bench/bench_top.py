@@ -87,17 +87,18 @@ def scripted(first: Batch, rounds: int, churn: bool, mono: float) -> list[Batch]
         if churn:
             step = max(1, len(eps) // 200)
             changed = {e.key: e._replace(recv_q=e.recv_q + r + 1) for e in eps[::step]}
-            opened = [eps[i]._replace(cookie=10**12 + r * 1000 + i, local_port=1 + i)
-                      for i in range(100)]
-            closed = eps[r * 100:(r + 1) * 100]
-            events = [Event(EventKind.OPENED, e, mono, 0.0, Source.POLL) for e in opened] + \
-                     [Event(EventKind.CLOSED, e, mono, 0.0, Source.DESTROY) for e in closed]
+            opened = [eps[i]._replace(cookie=10**12 + r * 1000 + i, local_port=1 + i) for i in range(100)]
+            closed = eps[r * 100 : (r + 1) * 100]
+            events = [Event(EventKind.OPENED, e, mono, 0.0, Source.POLL) for e in opened] + [
+                Event(EventKind.CLOSED, e, mono, 0.0, Source.DESTROY) for e in closed
+            ]
             changed.update({e.key: e for e in opened})
         else:
             changed = {e.key: e._replace(recv_q=e.recv_q + r + 1) for e in eps}
             events = []
-        batches.append(Batch(events, mono, changed, set(), True, first.listeners, first.counts,
-                             FeedStats(("poll",))))
+        batches.append(
+            Batch(events, mono, changed, set(), True, first.listeners, first.counts, FeedStats(("poll",)))
+        )
     return batches
 
 
@@ -110,8 +111,12 @@ def ui_side(first: Batch, polls: dict[str, list[Batch]]) -> dict[str, dict[str, 
     """
     out: dict[str, dict[str, list[float]]] = {}
     clock = [time.monotonic()]
-    app = TopApp(TopOptions(refresh=3600, numeric=True), None, clock=lambda: clock[0],
-                 names=Names(resolve=lambda a: {}))
+    app = TopApp(
+        TopOptions(refresh=3600, numeric=True),
+        None,
+        clock=lambda: clock[0],
+        names=Names(resolve=lambda a: {}),
+    )
 
     async def step(pilot: Pilot[int], b: Batch, into: dict[str, list[float]]) -> None:
         clock[0] += 1.0
@@ -149,29 +154,33 @@ def main() -> int:
     if not args.here and os.geteuid() == 0:
         return in_own_netns()
     with held_connections(args.sockets) as held:
-        watcher = Watcher(Query(protocols=(Proto.TCP,), processes=True), interval=1.0,
-                          sources={"poll"})
+        watcher = Watcher(Query(protocols=(Proto.TCP,), processes=True), interval=1.0, sources={"poll"})
         watcher.query.tcp_info = True  # as top asks
         try:
             worker, first, last = worker_side(watcher, args.rounds)
         finally:
             watcher.close()
     mono = time.monotonic()
-    polls = {"real poll (idle sockets)": [Batch([], mono, last.changed, last.gone, True,
-                                                last.listeners, last.counts)] * args.rounds,
-             "1% churn": scripted(first, args.rounds, True, mono),
-             "every row changed": scripted(first, args.rounds, False, mono)}
+    polls = {
+        "real poll (idle sockets)": [
+            Batch([], mono, last.changed, last.gone, True, last.listeners, last.counts)
+        ]
+        * args.rounds,
+        "1% churn": scripted(first, args.rounds, True, mono),
+        "every row changed": scripted(first, args.rounds, False, mono),
+    }
     ui = ui_side(first, polls)
     rows = int(ui.pop("rows")["n"][0])
-    lines = [f"sockets held: {held.sockets} ESTABLISHED + {held.listeners} listeners; "
-             f"rows in top: {rows}; a real poll changed {len(last.changed)} of them",
-             "",
-             "| side | step | time (median of runs) |",
-             "| --- | --- | --- |",
-             f"| worker | sock_diag dump with tcp_info (top's default) | {ms(worker['dump'])} |",
-             f"| worker | sock_diag dump without (`top --no-tcp-info`) | "
-             f"{ms(worker['dump_plain'])} |",
-             f"| worker | difference, listeners, counts | {ms(worker['delta'])} |"]
+    lines = [
+        f"sockets held: {held.sockets} ESTABLISHED + {held.listeners} listeners; "
+        f"rows in top: {rows}; a real poll changed {len(last.changed)} of them",
+        "",
+        "| side | step | time (median of runs) |",
+        "| --- | --- | --- |",
+        f"| worker | sock_diag dump with tcp_info (top's default) | {ms(worker['dump'])} |",
+        f"| worker | sock_diag dump without (`top --no-tcp-info`) | {ms(worker['dump_plain'])} |",
+        f"| worker | difference, listeners, counts | {ms(worker['delta'])} |",
+    ]
     for name, s in ui.items():
         lines.append(f"| UI | {name}: apply to the table | {ms(s['apply'])} |")
         lines.append(f"| UI | {name}: repaint (CPU) | {ms(s['repaint'])} |")
@@ -190,18 +199,22 @@ def in_own_netns() -> int:
     try:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
         argv = [a for a in sys.argv[1:] if a != "--here"]
-        return subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__, "--here",
-                               *argv], check=False).returncode
+        return subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, __file__, "--here", *argv], check=False
+        ).returncode
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def write(table: str, command: str) -> None:
-    body = (f"{BEGIN}\n## sockscope top: refresh cost at 20k endpoints\n\n"
-            f"`{command}` (as root, in a namespace of its own; "
-            f"{time.strftime('%Y-%m-%d')}, 2-core VM)\n\n" + table +
-            "\n\nThe UI applies only what changed (rows are kept by socket key in a sorted "
-            f"view; nothing is rebuilt) and draws only the lines on screen.\n{END}")
+    body = (
+        f"{BEGIN}\n## sockscope top: refresh cost at 20k endpoints\n\n"
+        f"`{command}` (as root, in a namespace of its own; "
+        f"{time.strftime('%Y-%m-%d')}, 2-core VM)\n\n"
+        + table
+        + "\n\nThe UI applies only what changed (rows are kept by socket key in a sorted "
+        f"view; nothing is rebuilt) and draws only the lines on screen.\n{END}"
+    )
     replace_section(BEGIN, END, body, RESULTS)
 
 

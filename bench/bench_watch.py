@@ -746,9 +746,7 @@ def _int(text: str | None) -> int | None:
     return int(m.group()) if m else None
 
 
-def count_events(
-    run: Run, path: Path, logged: Counter[tuple[str, int]], port: int, opens: bool
-) -> int:
+def count_events(run: Run, path: Path, logged: Counter[tuple[str, int]], port: int, opens: bool) -> int:
     """Match the watcher's events to nginx's log by the client's (address, port).
 
     A client port can repeat within a run (the kernel reuses it once the earlier
@@ -895,8 +893,7 @@ def notes(runs: list[Run]) -> list[str]:
                 )
             if side.duplicates:
                 out.append(
-                    f"- {where}: {side.duplicates:,} {name}-end `closed` events more than one "
-                    "per connection"
+                    f"- {where}: {side.duplicates:,} {name}-end `closed` events more than one per connection"
                 )
         if r.foreign:
             out.append(f"- {where}: {r.foreign:,} tracepoint records left out as other namespaces'")
@@ -935,8 +932,7 @@ def within_cpu(runs: list[Run]) -> dict[str, float]:
     best: dict[str, float] = {}
     for key, spec in SOURCE_SETS.items():
         mine = [r for r in runs if r.sources == key and not r.error and spec.judged]
-        ok = [r.load.rate for r in mine
-              if not r.misses(spec) and r.cost is not None and r.cost < CPU_TARGET]
+        ok = [r.load.rate for r in mine if not r.misses(spec) and r.cost is not None and r.cost < CPU_TARGET]
         if mine:
             best[key] = max(ok, default=0.0)
     return best
@@ -961,8 +957,7 @@ def repeated(runs: list[Run]) -> list[str]:
             f"{statistics.median(costs):.2f} (range {costs[0]:.2f}-{costs[-1]:.2f}), during "
             f"load {statistics.median(cores):.2f} ({cores[0]:.2f}-{cores[-1]:.2f}) cores, at "
             f"{rates[0]:,.0f}-{rates[-1]:,.0f} conn/s"
-            + (f"; kernel time {kernel[0]:.0%}-{kernel[-1]:.0%} of the watcher's CPU"
-               if kernel else "")
+            + (f"; kernel time {kernel[0]:.0%}-{kernel[-1]:.0%} of the watcher's CPU" if kernel else "")
         )
     return out
 
@@ -984,8 +979,12 @@ def render(main_runs: list[Run], sweep: list[Run], skipped: list[str]) -> str:
             bad = f"; missed at {first_bad:,.0f} conn/s" if first_bad is not None else ""
             parts.append(f"- {SOURCE_SETS[key].label}: {rate:,.0f} conn/s{bad}")
         cheap = within_cpu(sweep or main_runs)
-        parts += ["", f"Highest connection rate with nothing missed and under {CPU_TARGET} core "
-                  f"(CPU per s of load) ({held}):", ""]
+        parts += [
+            "",
+            f"Highest connection rate with nothing missed and under {CPU_TARGET} core "
+            f"(CPU per s of load) ({held}):",
+            "",
+        ]
         parts += [f"- {SOURCE_SETS[key].label}: {rate:,.0f} conn/s" for key, rate in cheap.items()]
     found = notes(main_runs + sweep) + [f"- skipped: {s}" for s in skipped]
     if found:
@@ -993,9 +992,7 @@ def render(main_runs: list[Run], sweep: list[Run], skipped: list[str]) -> str:
     return "\n".join(parts)
 
 
-def environment(
-    sockscope: str, nginx: str, ab: str, rev: str | None, commit: str | None
-) -> dict[str, str]:
+def environment(sockscope: str, nginx: str, ab: str, rev: str | None, commit: str | None) -> dict[str, str]:
     cpu = ""
     with contextlib.suppress(OSError):
         m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
@@ -1006,9 +1003,7 @@ def environment(
         return (p.stdout + p.stderr).strip() if p.returncode == 0 else ""
 
     if rev is not None:
-        shown = (
-            f"`{rev}` = commit {commit}, its src/ exported with git archive (not the working tree)"
-        )
+        shown = f"`{rev}` = commit {commit}, its src/ exported with git archive (not the working tree)"
     else:
         head = out(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
         dirty = out(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"])
@@ -1053,8 +1048,7 @@ def write_results(command: str, env: dict[str, str], table: str, port: int) -> N
             "one); *caught up*: when that event was written, after the load's end.",
             "`TIME_WAIT at start`: sockets the run inherited from earlier runs (every poll",
             "dumps them).  Targets: with the tracepoint every connection opened and closed on",
-            "both ends and attributed; without it every close; `lost` 0; under "
-            f"{CPU_TARGET} core.  The",
+            f"both ends and attributed; without it every close; `lost` 0; under {CPU_TARGET} core.  The",
             "1-second poll is for contrast only.  The sweep ran first.",
             "",
             table,
@@ -1076,9 +1070,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="nginx port (18080)")
     parser.add_argument("--requests", type=int, default=20_000, help="ab -n (20000)")
     parser.add_argument("--concurrency", type=int, default=50, help="ab -c (50)")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="ab runs per source set, taking turns (3)"
-    )
+    parser.add_argument("--repeat", type=int, default=3, help="ab runs per source set, taking turns (3)")
     parser.add_argument(
         "--sources",
         default=",".join(SOURCE_SETS),
@@ -1143,9 +1135,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also dump raw results here")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
-    parser.add_argument(
-        "--client", nargs=4, metavar=("ADDR", "PORT", "N", "RATE"), help=argparse.SUPPRESS
-    )
+    parser.add_argument("--client", nargs=4, metavar=("ADDR", "PORT", "N", "RATE"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -1254,9 +1244,7 @@ def run_in_netns(ip: str, argv: list[str]) -> int:
     try:
         subprocess.run([ip, "-n", name, "link", "set", "lo", "up"], check=True)
         env = os.environ | {NETNS_ENV: name}
-        child = subprocess.Popen(
-            [ip, "netns", "exec", name, sys.executable, __file__, *argv], env=env
-        )
+        child = subprocess.Popen([ip, "netns", "exec", name, sys.executable, __file__, *argv], env=env)
         return child.wait()
     finally:
         if child is not None and child.poll() is None:
@@ -1344,9 +1332,7 @@ def run(
             misses_in_a_row[key] = misses_in_a_row[key] + 1 if r.misses(SOURCE_SETS[key]) else 0
             if r.load.rate < 0.8 * rate:
                 # The client (or the machine) cannot go faster: higher targets add nothing.
-                skipped.append(
-                    f"sweep {key} above {rate:g}/s: the paced client reached {r.load.rate:,.0f}/s"
-                )
+                skipped.append(f"sweep {key} above {rate:g}/s: the paced client reached {r.load.rate:,.0f}/s")
                 del misses_in_a_row[key]
             elif misses_in_a_row[key] >= SWEEP_MISSES:
                 skipped.append(f"sweep {key} above {rate:g}/s: missed at {SWEEP_MISSES} rates")
@@ -1403,8 +1389,7 @@ def run(
             )
         )
     missed = any(
-        r.verdict(SOURCE_SETS[r.sources], judge_cpu=True).startswith(("FAIL", "error"))
-        for r in main_runs
+        r.verdict(SOURCE_SETS[r.sources], judge_cpu=True).startswith(("FAIL", "error")) for r in main_runs
     )
     return 1 if args.strict and missed else 0
 

@@ -71,8 +71,7 @@ STOP_TIMEOUT = 30.0
 CPU_TARGET = 0.5
 PYTHON_ONLY = "sockscope, Python filter"
 #: The watchers of sockscope, by the filter they are given.
-WATCH_FILTERS = {"sockscope": f"port == {QUIET_PORT}",
-                 PYTHON_ONLY: f"port == {QUIET_PORT} or duration < 0s"}
+WATCH_FILTERS = {"sockscope": f"port == {QUIET_PORT}", PYTHON_ONLY: f"port == {QUIET_PORT} or duration < 0s"}
 KINDS = ("sockscope", PYTHON_ONLY, "ss -E", "none")
 
 
@@ -148,8 +147,7 @@ class QuietService:
 
 def start_watcher(argv: list[str], out: Path, err: Path, ready: str | None) -> subprocess.Popen[bytes]:
     with out.open("wb") as o, err.open("wb") as e:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
-                                start_new_session=True)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=o, stderr=e, start_new_session=True)
     deadline = time.monotonic() + READY_TIMEOUT
     while ready is not None and time.monotonic() < deadline:
         if ready in err.read_text(errors="replace"):
@@ -176,8 +174,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def _both_ends(ends: Counter[tuple[int, int]], clients: list[int]) -> int:
     """Connections seen at both ends; a client port reused within the run counts as
     many times as it was used, if it was seen that many times."""
-    return sum(min(used, ends[(port, 0)], ends[(port, 1)])
-               for port, used in Counter(clients).items())
+    return sum(min(used, ends[(port, 0)], ends[(port, 1)]) for port, used in Counter(clients).items())
 
 
 def count_sockscope(path: Path, clients: list[int], port: int) -> tuple[int, int]:
@@ -221,16 +218,30 @@ def trial(kind: str, args: argparse.Namespace, ab: str, tmp: Path, n: int) -> Tr
     proc = None
     try:
         if kind in WATCH_FILTERS:
-            proc = start_watcher([args.sockscope, "watch", "--jsonl", WATCH_FILTERS[kind]],
-                                 out, err, "sockscope: watching")
+            proc = start_watcher(
+                [args.sockscope, "watch", "--jsonl", WATCH_FILTERS[kind]], out, err, "sockscope: watching"
+            )
         elif kind == "ss -E":
             # Line-buffered, so what it saw is on disk when SIGINT stops it.
-            proc = start_watcher([*args.line_buffered, args.ss, "-E", "-n", "-t", "-H",
-                                  f"sport = :{QUIET_PORT} or dport = :{QUIET_PORT}"], out, err, None)
+            proc = start_watcher(
+                [
+                    *args.line_buffered,
+                    args.ss,
+                    "-E",
+                    "-n",
+                    "-t",
+                    "-H",
+                    f"sport = :{QUIET_PORT} or dport = :{QUIET_PORT}",
+                ],
+                out,
+                err,
+                None,
+            )
         cpu0 = cpu_seconds(proc.pid) if proc else None
         clients: list[int] = []
-        side = threading.Thread(target=lambda: clients.extend(
-            quiet.connect_many(QUIET_CONNECTIONS, args.quiet_seconds)))
+        side = threading.Thread(
+            target=lambda: clients.extend(quiet.connect_many(QUIET_CONNECTIONS, args.quiet_seconds))
+        )
         side.start()
         load = run_ab(ab, url, args.n, args.c, None)
         cpu1 = cpu_seconds(proc.pid) if proc else None
@@ -255,38 +266,53 @@ def trial(kind: str, args: argparse.Namespace, ab: str, tmp: Path, n: int) -> Tr
 
 
 def render(trials: list[Trial], args: argparse.Namespace) -> list[str]:
-    rows = ["| watcher of the quiet port | runs | watcher CPU during the load (median, range) "
-            f"| with the {SETTLE:g} s after it, per s of load | ab conn/s (median) "
-            "| quiet connections seen closing (both ends) | seen opening |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| watcher of the quiet port | runs | watcher CPU during the load (median, range) "
+        f"| with the {SETTLE:g} s after it, per s of load | ab conn/s (median) "
+        "| quiet connections seen closing (both ends) | seen opening |",
+        "|---|---|---|---|---|---|---|",
+    ]
     base = [t.load.rate for t in trials if t.watcher == "none"]
     for kind in KINDS:
         mine = [t for t in trials if t.watcher == kind]
         if not mine:
             continue
         costs = [c for t in mine if (c := t.cost) is not None]
-        cpu = "-" if not costs else (f"{statistics.median(costs):.3f} core "
-                                     f"({min(costs):.3f}-{max(costs):.3f})")
+        cpu = (
+            "-" if not costs else (f"{statistics.median(costs):.3f} core ({min(costs):.3f}-{max(costs):.3f})")
+        )
         alls = [c for t in mine if (c := t.cost_all) is not None]
         cpu_all = f"{statistics.median(alls):.3f}" if alls else "-"
         rates = [t.load.rate for t in mine]
-        closed = ", ".join(f"{t.quiet_closed}/{QUIET_CONNECTIONS}" for t in mine) \
-            if kind != "none" else "-"
-        opened = ", ".join(f"{t.quiet_opened}/{QUIET_CONNECTIONS}" for t in mine) \
-            if kind in WATCH_FILTERS else "-"
-        rows.append(f"| {kind} | {len(mine)} | {cpu} | {cpu_all} | {statistics.median(rates):,.0f} | "
-                    f"{closed} | {opened} |")
+        closed = ", ".join(f"{t.quiet_closed}/{QUIET_CONNECTIONS}" for t in mine) if kind != "none" else "-"
+        opened = (
+            ", ".join(f"{t.quiet_opened}/{QUIET_CONNECTIONS}" for t in mine) if kind in WATCH_FILTERS else "-"
+        )
+        rows.append(
+            f"| {kind} | {len(mine)} | {cpu} | {cpu_all} | {statistics.median(rates):,.0f} | "
+            f"{closed} | {opened} |"
+        )
     out = ["", *rows, ""]
-    med = {k: statistics.median(c) for k in KINDS
-           if (c := [x for t in trials if t.watcher == k and (x := t.cost) is not None])}
+    med = {
+        k: statistics.median(c)
+        for k in KINDS
+        if (c := [x for t in trials if t.watcher == k and (x := t.cost) is not None])
+    }
     if "sockscope" in med and "ss -E" in med and med["ss -E"] > 0:
-        out.append(f"- sockscope / ss -E CPU: {med['sockscope'] / med['ss -E']:.2f}x "
-                   f"(sockscope also sees every open, with its process, from the tracepoint)")
-    alls = {k: statistics.median(c) for k in KINDS
-            if (c := [x for t in trials if t.watcher == k and (x := t.cost_all) is not None])}
+        out.append(
+            f"- sockscope / ss -E CPU: {med['sockscope'] / med['ss -E']:.2f}x "
+            f"(sockscope also sees every open, with its process, from the tracepoint)"
+        )
+    alls = {
+        k: statistics.median(c)
+        for k in KINDS
+        if (c := [x for t in trials if t.watcher == k and (x := t.cost_all) is not None])
+    }
     if "sockscope" in alls and alls.get(PYTHON_ONLY):
-        out.append(f"- kernel filters / Python only: {alls['sockscope'] / alls[PYTHON_ONLY]:.2f}x "
-                   f"the CPU, catch-up included")
+        out.append(
+            f"- kernel filters / Python only: {alls['sockscope'] / alls[PYTHON_ONLY]:.2f}x "
+            f"the CPU, catch-up included"
+        )
     if "sockscope" in med:
         verdict = "PASS" if med["sockscope"] < CPU_TARGET else "FAIL"
         out.append(f"- sockscope CPU against {CPU_TARGET} core: {verdict}")
@@ -294,8 +320,10 @@ def render(trials: list[Trial], args: argparse.Namespace) -> list[str]:
         for kind in KINDS[:-1]:
             rates = [t.load.rate for t in trials if t.watcher == kind]
             if rates:
-                out.append(f"- ab's rate with {kind} watching: "
-                           f"{statistics.median(rates) / statistics.median(base):.0%} of its rate alone")
+                out.append(
+                    f"- ab's rate with {kind} watching: "
+                    f"{statistics.median(rates) / statistics.median(base):.0%} of its rate alone"
+                )
     problems = [f"{t.watcher}: {t.detail}" for t in trials if t.detail]
     out += [f"- problem: {p}" for p in problems]
     return out
@@ -306,8 +334,11 @@ def run_in_netns(ip: str, argv: list[str]) -> int:
     subprocess.run([ip, "netns", "add", name], check=True)
     try:
         subprocess.run([ip, "-n", name, "link", "set", "lo", "up"], check=True)
-        return subprocess.run([ip, "netns", "exec", name, sys.executable, __file__, *argv],
-                              env=os.environ | {NETNS_ENV: name}, check=False).returncode
+        return subprocess.run(
+            [ip, "netns", "exec", name, sys.executable, __file__, *argv],
+            env=os.environ | {NETNS_ENV: name},
+            check=False,
+        ).returncode
     finally:
         subprocess.run([ip, "netns", "del", name], check=False)
 
@@ -315,19 +346,26 @@ def run_in_netns(ip: str, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="example: .venv/bin/python bench/bench_watch_quiet_port.py --repeat 3 --write-results")
+        epilog="example: .venv/bin/python bench/bench_watch_quiet_port.py --repeat 3 --write-results",
+    )
     p.add_argument("-n", type=int, default=20000, help="ab's requests (default 20000)")
     p.add_argument("-c", type=int, default=50, help="ab's concurrency (default 50)")
     p.add_argument("--repeat", type=int, default=3, help="runs per watcher (default 3)")
-    p.add_argument("--quiet-seconds", type=float, default=1.0,
-                   help="the quiet port's connections are spread over this (default 1)")
+    p.add_argument(
+        "--quiet-seconds",
+        type=float,
+        default=1.0,
+        help="the quiet port's connections are spread over this (default 1)",
+    )
     p.add_argument("--sockscope", default=str(DEFAULT_SOCKSCOPE), help="the sockscope to run")
     p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     args = p.parse_args(argv)
     nginx_bin, ab, ss = find_tool("nginx"), find_tool("ab"), find_tool("ss")
     if nginx_bin is None or ab is None or ss is None:
-        print(f"bench_watch_quiet_port: needs nginx, ab and ss; install with: {INSTALL_HINT} "
-              "iproute2", file=sys.stderr)
+        print(
+            f"bench_watch_quiet_port: needs nginx, ab and ss; install with: {INSTALL_HINT} iproute2",
+            file=sys.stderr,
+        )
         return 2
     args.ss = ss
     stdbuf = find_tool("stdbuf")
@@ -346,9 +384,11 @@ def main(argv: list[str] | None = None) -> int:
                 n += 1
                 t = trial(kind, args, ab, tmp, n)
                 trials.append(t)
-                print(f"{kind:10} ab {t.load.rate:8,.0f}/s  cpu/s {t.cost if t.cost is not None else '-'}"
-                      f"  quiet closed {t.quiet_closed} opened {t.quiet_opened} {t.detail}",
-                      file=sys.stderr)
+                print(
+                    f"{kind:10} ab {t.load.rate:8,.0f}/s  cpu/s {t.cost if t.cost is not None else '-'}"
+                    f"  quiet closed {t.quiet_closed} opened {t.quiet_opened} {t.detail}",
+                    file=sys.stderr,
+                )
     except StartError as exc:
         print(f"bench_watch_quiet_port: {exc}", file=sys.stderr)
         return 1
@@ -358,17 +398,27 @@ def main(argv: list[str] | None = None) -> int:
     table = render(trials, args)
     print("\n".join(table))
     if args.write_results:
-        env = {"host": f"{platform.node()}, {os.cpu_count()} CPUs, Linux {platform.release()}",
-               "load": f"ab -n {args.n} -c {args.c} (no keep-alive) on nginx port {BUSY_PORT}; "
-                       f"{QUIET_CONNECTIONS} connections to port {QUIET_PORT} over "
-                       f"{args.quiet_seconds:g}s meanwhile",
-               "namespace": os.environ.get(NETNS_ENV, "this one")}
-        section = [*section_head(BEGIN, "`sockscope watch` of a quiet port on a busy host, vs ss -E",
-                                 command_line("bench/bench_watch_quiet_port.py", argv), env),
-                   "Each watcher follows the quiet port only; CPU is its utime + stime during "
-                   f"ab's run, per second of it, then up to {SETTLE:g} s after it (a watcher "
-                   "that fell behind catches up then). The quiet connections are counted "
-                   "from its output.", *table, END]
+        env = {
+            "host": f"{platform.node()}, {os.cpu_count()} CPUs, Linux {platform.release()}",
+            "load": f"ab -n {args.n} -c {args.c} (no keep-alive) on nginx port {BUSY_PORT}; "
+            f"{QUIET_CONNECTIONS} connections to port {QUIET_PORT} over "
+            f"{args.quiet_seconds:g}s meanwhile",
+            "namespace": os.environ.get(NETNS_ENV, "this one"),
+        }
+        section = [
+            *section_head(
+                BEGIN,
+                "`sockscope watch` of a quiet port on a busy host, vs ss -E",
+                command_line("bench/bench_watch_quiet_port.py", argv),
+                env,
+            ),
+            "Each watcher follows the quiet port only; CPU is its utime + stime during "
+            f"ab's run, per second of it, then up to {SETTLE:g} s after it (a watcher "
+            "that fell behind catches up then). The quiet connections are counted "
+            "from its output.",
+            *table,
+            END,
+        ]
         replace_section(BEGIN, END, "\n".join(section) + "\n")
     return 0
 

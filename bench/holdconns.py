@@ -85,9 +85,7 @@ def tuned_sysctls(*, verbose: bool = False) -> Iterator[dict[str, str]]:
     wanted: dict[str, str] = {}
     lo, hi = (int(x) for x in _read_sysctl("net/ipv4/ip_local_port_range").split())
     if lo > PORT_RANGE[0] or hi < PORT_RANGE[1]:
-        wanted["net/ipv4/ip_local_port_range"] = (
-            f"{min(lo, PORT_RANGE[0])}\t{max(hi, PORT_RANGE[1])}"
-        )
+        wanted["net/ipv4/ip_local_port_range"] = f"{min(lo, PORT_RANGE[0])}\t{max(hi, PORT_RANGE[1])}"
     for name, minimum in MIN_SYSCTLS.items():
         if int(_read_sysctl(name)) < minimum:
             wanted[name] = str(minimum)
@@ -135,9 +133,7 @@ def _drain(listener: socket.socket, held: list[socket.socket]) -> int:
         n += 1
 
 
-def _connect_all(
-    listeners: list[socket.socket], ports: list[int], n: int, held: list[socket.socket]
-) -> None:
+def _connect_all(listeners: list[socket.socket], ports: list[int], n: int, held: list[socket.socket]) -> None:
     accepted = 0
     for i in range(n):
         client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -341,9 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--conns", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--first-port", type=int, default=BASE_PORT, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--listeners", type=int, default=LISTENERS_PER_WORKER, help=argparse.SUPPRESS
-    )
+    parser.add_argument("--listeners", type=int, default=LISTENERS_PER_WORKER, help=argparse.SUPPRESS)
     parser.add_argument("--marker-port", type=int, default=MARKER_PORT, help=argparse.SUPPRESS)
     parser.add_argument("--marker-conns", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

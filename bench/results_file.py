@@ -22,8 +22,19 @@ def command_line(script: str, argv: list[str] | None) -> str:
 
 def section_head(begin: str, title: str, command: str, env: dict[str, str]) -> list[str]:
     """The lines every benchmark's section starts with: marker, title, command, setup."""
-    return [begin, f"## {title}", "", "Command (from the repository root):", "", "```sh",
-            command, "```", "", *(f"- {k}: {v}" for k, v in env.items()), ""]
+    return [
+        begin,
+        f"## {title}",
+        "",
+        "Command (from the repository root):",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        *(f"- {k}: {v}" for k, v in env.items()),
+        "",
+    ]
 
 
 def replace_section(begin: str, end: str, section: str, path: Path = RESULTS) -> None:

@@ -27,7 +27,6 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-
 @pytest.fixture
 def primer(netns: str) -> Iterator[str]:
     """A namespace holding the primer's states (tests/helpers/scenario.py)."""

@@ -45,18 +45,20 @@ def main() -> None:
                 rec = RecordingSocket(open_diag_socket())
                 return rec
 
-            snap = snapshot(protocols=[proto], netns=ns, socket_factory=factory,
-                            tcp_info=proto == "tcp", memory=True)
+            snap = snapshot(
+                protocols=[proto], netns=ns, socket_factory=factory, tcp_info=proto == "tcp", memory=True
+            )
             assert rec is not None
             name = f"primer-{proto}"
-            rec.dump(FIXTURES / "netlink" / f"{name}.nlhex",
-                     f"kernel {platform.release()}; tests/helpers/scenario.py in a fresh netns\n"
-                     f"request: SOCK_DIAG_BY_FAMILY {proto} v4 then v6, all states,"
-                     f" ext {'INFO|' if proto == 'tcp' else ''}SKMEMINFO\n"
-                     "recorded by tools/record_fixtures.py")
+            rec.dump(
+                FIXTURES / "netlink" / f"{name}.nlhex",
+                f"kernel {platform.release()}; tests/helpers/scenario.py in a fresh netns\n"
+                f"request: SOCK_DIAG_BY_FAMILY {proto} v4 then v6, all states,"
+                f" ext {'INFO|' if proto == 'tcp' else ''}SKMEMINFO\n"
+                "recorded by tools/record_fixtures.py",
+            )
             expected = [endpoint_record(e) for e in snap.endpoints]
-            (FIXTURES / "netlink" / f"{name}.expected.json").write_text(
-                json.dumps(expected, indent=1) + "\n")
+            (FIXTURES / "netlink" / f"{name}.expected.json").write_text(json.dumps(expected, indent=1) + "\n")
         procdir = FIXTURES / "procfs" / "primer" / "net"
         procdir.mkdir(parents=True, exist_ok=True)
         with entered_netns(ns):
@@ -65,7 +67,8 @@ def main() -> None:
                 (procdir / f).write_text(text)
         (procdir.parent / "README").write_text(
             f"/proc/net files of tests/helpers/scenario.py, kernel {platform.release()},"
-            f" {sys.byteorder}-endian; recorded by tools/record_fixtures.py (pid {os.getpid()})\n")
+            f" {sys.byteorder}-endian; recorded by tools/record_fixtures.py (pid {os.getpid()})\n"
+        )
         sc.close()
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)

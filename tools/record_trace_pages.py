@@ -58,10 +58,12 @@ def main() -> None:
         session.close()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "format.txt").write_text((TRACEFS / EVENT / "format").read_text())
-    lines = [f"# Recorded from trace_pipe_raw, kernel {platform.release()}, {platform.machine()}:",
-             f"# IPv4 connection server port {ports[0][0]} client port {ports[0][1]},",
-             f"# IPv6 connection server port {ports[1][0]} client port {ports[1][1]}.",
-             *(page.hex() for page in pages)]
+    lines = [
+        f"# Recorded from trace_pipe_raw, kernel {platform.release()}, {platform.machine()}:",
+        f"# IPv4 connection server port {ports[0][0]} client port {ports[0][1]},",
+        f"# IPv6 connection server port {ports[1][0]} client port {ports[1][1]}.",
+        *(page.hex() for page in pages),
+    ]
     (OUT / "pages.hex").write_text("\n".join(lines) + "\n")
     print(f"{len(pages)} pages written to {OUT}")
 

@@ -80,17 +80,35 @@ def receive_cost(message: bytes, rounds: int = 2000) -> float:
 def destroy_message() -> bytes:
     """A netlink destroy broadcast as the kernel sends it: the message, the protocol
     attribute and a full ``tcp_info``."""
-    body = INET_DIAG_MSG.pack(2, 7, 0, 0, b"\x1f\x90", b"\x9c\x40", b"\x7f\0\0\x01" + bytes(12),
-                              b"\x7f\0\0\x01" + bytes(12), 0, 1, 0, 0, 0, 0, 0, 0)
-    attrs = struct.pack("=HHB3x", 5, 10, 6) + struct.pack("=HH", 4 + TCP_INFO.size, 2) + \
-        bytes(TCP_INFO.size)
+    body = INET_DIAG_MSG.pack(
+        2,
+        7,
+        0,
+        0,
+        b"\x1f\x90",
+        b"\x9c\x40",
+        b"\x7f\0\0\x01" + bytes(12),
+        b"\x7f\0\0\x01" + bytes(12),
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+    attrs = struct.pack("=HHB3x", 5, 10, 6) + struct.pack("=HH", 4 + TCP_INFO.size, 2) + bytes(TCP_INFO.size)
     return struct.pack("=IHHII", 16 + len(body) + len(attrs), 20, 0, 0, 0) + body + attrs
 
 
 def main() -> None:
     layout = parse_format((FIXTURES / "format.txt").read_text())
-    pages = [bytes.fromhex(ln) for ln in (FIXTURES / "pages.hex").read_text().splitlines()
-             if ln and not ln.startswith("#")]
+    pages = [
+        bytes.fromhex(ln)
+        for ln in (FIXTURES / "pages.hex").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    ]
     records = [r for p in pages for r in decode_page(p, layout).records]
     unpack = layout.record.unpack_from
 
@@ -108,28 +126,58 @@ def main() -> None:
         return sum(len(decode_page(p, layout).records) for p in pages)
 
     rec = records[0]
-    endpoint = Endpoint(Proto.TCP, 4, rec.new_state, rec.local_address, rec.local_port,
-                        rec.remote_address, rec.remote_port, 0, 0, None, 0, None)
-    event = Event(EventKind.STATE, endpoint, rec.mono, time.time(), Source.TRACE,
-                  old_state=rec.old_state)
+    endpoint = Endpoint(
+        Proto.TCP,
+        4,
+        rec.new_state,
+        rec.local_address,
+        rec.local_port,
+        rec.remote_address,
+        rec.remote_port,
+        0,
+        0,
+        None,
+        0,
+        None,
+    )
+    event = Event(EventKind.STATE, endpoint, rec.mono, time.time(), Source.TRACE, old_state=rec.old_state)
 
     def render() -> int:
         render_event_json(event)
         return 1
 
-    parts = ('"tcp"', "4", '"ESTABLISHED"', '"127.0.0.1"', "8080", '"127.0.0.1"', "40000",
-             "0", "0", "null", "0", "null", "false", "[]", '"state"', '"trace"',
-             '"pid":1,"process":"nginx"', '"SYN_SENT"')
+    parts = (
+        '"tcp"',
+        "4",
+        '"ESTABLISHED"',
+        '"127.0.0.1"',
+        "8080",
+        '"127.0.0.1"',
+        "40000",
+        "0",
+        "0",
+        "null",
+        "0",
+        "null",
+        "false",
+        "[]",
+        '"state"',
+        '"trace"',
+        '"pid":1,"process":"nginx"',
+        '"SYN_SENT"',
+    )
     mono, wall = 1234.567891, time.time()
 
     def line_only() -> int:
         (p, f, s, la, lp, ra, rp, rq, sq, u, i, c, q, o, e, src, actor, old) = parts
         m = f"{mono:.6f}".rstrip("0")
         t = f"{int(wall)}.{round(wall % 1 * 1e6):06d}"
-        _ = (f'{{"proto":{p},"family":{f},"state":{s},"local_address":{la},"local_port":{lp},'
-             f'"remote_address":{ra},"remote_port":{rp},"recv_q":{rq},"send_q":{sq},"uid":{u},'
-             f'"inode":{i},"cookie":{c},"queued":{q},"owners":{o},"event":{e},"time":"{t}",'
-             f'"mono":{m},"source":{src},{actor},"old_state":{old}}}')
+        _ = (
+            f'{{"proto":{p},"family":{f},"state":{s},"local_address":{la},"local_port":{lp},'
+            f'"remote_address":{ra},"remote_port":{rp},"recv_q":{rq},"send_q":{sq},"uid":{u},'
+            f'"inode":{i},"cookie":{c},"queued":{q},"owners":{o},"event":{e},"time":"{t}",'
+            f'"mono":{m},"source":{src},{actor},"old_state":{old}}}'
+        )
         return 1
 
     message = destroy_message()
@@ -147,25 +195,33 @@ def main() -> None:
 
     rows = {
         "sockscope": (per_call(decode), per_call(render), recv_cost, per_call(destroy_decode)),
-        "ideal": (per_call(walk_only), per_call(line_only), recv_cost,
-                  per_call(destroy_header_only)),
+        "ideal": (per_call(walk_only), per_call(line_only), recv_cost, per_call(destroy_header_only)),
     }
-    lines = [f"| {'':10} | record | line | recv | destroy | per connection | at {RATE:,}/s "
-             f"| half a core holds |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| {'':10} | record | line | recv | destroy | per connection | at {RATE:,}/s | half a core holds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, (record, line, recv, destroy) in rows.items():
-        conn = RECORDS_PER_CONNECTION * (record + line) + \
-            DESTROYS_PER_CONNECTION * (recv + destroy + line)
-        lines.append(f"| {name} | {record * 1e6:.2f} us | {line * 1e6:.2f} us | {recv * 1e6:.2f} us "
-                     f"| {destroy * 1e6:.2f} us | {conn * 1e6:.1f} us | {conn * RATE:.2f} core "
-                     f"| {CORE_SHARE / conn:,.0f} conn/s |")
+        conn = RECORDS_PER_CONNECTION * (record + line) + DESTROYS_PER_CONNECTION * (recv + destroy + line)
+        lines.append(
+            f"| {name} | {record * 1e6:.2f} us | {line * 1e6:.2f} us | {recv * 1e6:.2f} us "
+            f"| {destroy * 1e6:.2f} us | {conn * 1e6:.1f} us | {conn * RATE:.2f} core "
+            f"| {CORE_SHARE / conn:,.0f} conn/s |"
+        )
     print("\n".join(lines))
     if "--write-results" in sys.argv[1:]:
-        env = {"python": sys.version.split()[0], "cpu": platform.processor() or platform.machine(),
-               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        env = {
+            "python": sys.version.split()[0],
+            "cpu": platform.processor() or platform.machine(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
         section = [
-            *section_head(BEGIN, "The CPU floor of `watch`'s unavoidable work (no peer: a "
-                          "bound, not a target check)",
-                          command_line("tools/watch_floor.py", None), env),
+            *section_head(
+                BEGIN,
+                "The CPU floor of `watch`'s unavoidable work (no peer: a bound, not a target check)",
+                command_line("tools/watch_floor.py", None),
+                env,
+            ),
             f"Per connection under ab: {RECORDS_PER_CONNECTION} tracepoint records, each an "
             f"event written as a JSON line, and {DESTROYS_PER_CONNECTION} destroy messages "
             "received, decoded and written. *sockscope*: the project's own decoders and "
@@ -173,7 +229,10 @@ def main() -> None:
             "format a line from ready-made strings, recv a datagram and unpack its header). "
             "User space only: merging records into connections, filtering, and the kernel's "
             "side (copying pages and messages, writing the output) come on top of both.",
-            "", *lines, END]
+            "",
+            *lines,
+            END,
+        ]
         replace_section(BEGIN, END, "\n".join(section) + "\n")
 
 

@@ -73,10 +73,8 @@ class KernelFilter(NamedTuple):
 class Query:
     """Everything ``snapshot`` was asked for, resolved to plain values."""
 
-    __slots__ = ("families", "kernel", "memory", "netns", "processes", "protocols", "source",
-                 "tcp_info")
-    _FIELDS = ("protocols", "families", "kernel", "processes", "tcp_info", "memory", "netns",
-               "source")
+    __slots__ = ("families", "kernel", "memory", "netns", "processes", "protocols", "source", "tcp_info")
+    _FIELDS = ("protocols", "families", "kernel", "processes", "tcp_info", "memory", "netns", "source")
     # Mutable, so unhashable, as the dataclass was.
     __hash__ = None  # type: ignore[assignment]
 
@@ -149,7 +147,11 @@ def snapshot(
         protocols=tuple(Proto(p) for p in protocols),
         families=tuple(families),
         kernel=KernelFilter(states=frozenset(states) if states is not None else ALL_STATES),
-        processes=processes, tcp_info=tcp_info, memory=memory, netns=netns, source=source,
+        processes=processes,
+        tcp_info=tcp_info,
+        memory=memory,
+        netns=netns,
+        source=source,
     )
     return run_query(query, socket_factory=socket_factory, procfs=procfs)
 
@@ -200,7 +202,13 @@ def run_query(
     # os.uname() gives the same nodename as socket.gethostname(), without importing socket.
     uname = os.uname()
     return Snapshot(
-        tuple(endpoints), taken_at, mono, source, ns_name, uname.nodename, uname.release,
+        tuple(endpoints),
+        taken_at,
+        mono,
+        source,
+        ns_name,
+        uname.nodename,
+        uname.release,
         tuple(warnings),
     )
 
@@ -228,8 +236,9 @@ class _Here:
 _HERE = _Here()
 
 
-def _dump_netlink(query: Query, sock: DiagSocket, netns: str, warnings: list[str],
-                  owners: dict[int, list[Owner]]) -> list[Endpoint]:
+def _dump_netlink(
+    query: Query, sock: DiagSocket, netns: str, warnings: list[str], owners: dict[int, list[Owner]]
+) -> list[Endpoint]:
     cache: AddressCache = {}
     buf = bytearray(RECV_BUFFER)
     mask = states_mask(query.kernel.states)
@@ -256,15 +265,13 @@ def _dump_netlink(query: Query, sock: DiagSocket, netns: str, warnings: list[str
                 ext |= ext_bit(INET_DIAG_SKMEMINFO)
             proto_mask = tcp_mask if proto is Proto.TCP else mask
             if proto is Proto.TCP and ext == 0 and query.families == (4, 6):
-                both = _dump_tcp_both(sock, proto_mask, bytecode, cache, netns, buf, warnings,
-                                      owners)
+                both = _dump_tcp_both(sock, proto_mask, bytecode, cache, netns, buf, warnings, owners)
                 if both is not None:
                     out.extend(both)
                     continue
             for fam in query.families:
                 af = AF_INET if fam == 4 else AF_INET6
-                req = build_inet_diag_req(af, IPPROTO[proto], proto_mask, ext=ext,
-                                          bytecode=bytecode)
+                req = build_inet_diag_req(af, IPPROTO[proto], proto_mask, ext=ext, bytecode=bytecode)
                 parse = inet_chunk_parser(proto, cache, netns, attrs=ext != 0, owners=owners)
                 out.extend(_dump_retrying(sock, req, parse, buf, warnings))
     finally:
@@ -273,8 +280,14 @@ def _dump_netlink(query: Query, sock: DiagSocket, netns: str, warnings: list[str
 
 
 def _dump_tcp_both(
-    sock: DiagSocket, mask: int, bytecode: bytes | None, cache: AddressCache, netns: str,
-    buf: bytearray, warnings: list[str], owners: dict[int, list[Owner]],
+    sock: DiagSocket,
+    mask: int,
+    bytecode: bytes | None,
+    cache: AddressCache,
+    netns: str,
+    buf: bytearray,
+    warnings: list[str],
+    owners: dict[int, list[Owner]],
 ) -> list[Endpoint] | None:
     """TCP over IPv4 and IPv6 in one kernel walk (see ``build_tcpdiag_compat_req``).
 
@@ -300,12 +313,18 @@ def _unix_chunk_parser(netns: str) -> ChunkParser:
 
     def chunk(buf: bytearray, n: int, out: list[Endpoint]) -> ChunkResult:
         return walk_chunk(buf, n, out, parse)
+
     return chunk
 
 
 def _dump_retrying(
-    sock: DiagSocket, req: bytes, parse: ChunkParser, buf: bytearray, warnings: list[str],
-    v6_out: list[Endpoint] | None = None, missing_ok: bool = True,
+    sock: DiagSocket,
+    req: bytes,
+    parse: ChunkParser,
+    buf: bytearray,
+    warnings: list[str],
+    v6_out: list[Endpoint] | None = None,
+    missing_ok: bool = True,
 ) -> list[Endpoint]:
     for _ in range(DUMP_RETRIES):
         if v6_out is not None:
@@ -319,8 +338,10 @@ def _dump_retrying(
             raise
         if not interrupted:
             return rows
-    warnings.append("the socket table kept changing during the dump (NLM_F_DUMP_INTR); "
-                    "some sockets may be missing or shown twice")
+    warnings.append(
+        "the socket table kept changing during the dump (NLM_F_DUMP_INTR); "
+        "some sockets may be missing or shown twice"
+    )
     return rows
 
 
@@ -330,8 +351,11 @@ def _read_procfs(query: Query, proc: ProcFS, netns: str) -> list[Endpoint]:
     out: list[Endpoint] = []
     for proto in query.protocols:
         if proto is Proto.UNIX:
-            out.extend(e for e in (endpoint_from_procnet_unix(r, netns) for r in proc.read_unix())
-                       if e.state in wanted)
+            out.extend(
+                e
+                for e in (endpoint_from_procnet_unix(r, netns) for r in proc.read_unix())
+                if e.state in wanted
+            )
             continue
         for fam in query.families:
             for rec in proc.read_inet(proto.value, fam):
@@ -350,8 +374,7 @@ class QueueReport(NamedTuple):
     somaxconn: int | None
 
 
-QUEUE_STATES = frozenset({TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT,
-                          TcpState.SYN_RECV})
+QUEUE_STATES = frozenset({TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECV})
 
 
 def queue_report(
@@ -376,12 +399,19 @@ def queue_report(
         somaxconn = proc.read_somaxconn()
         raw = proc.read_counters()
     counters = NamespaceCounters({k: raw.get(f"TcpExt.{k}", 0) for k in QUEUE_COUNTERS})
-    q = Query(protocols=(Proto.TCP,), families=query.families,
-              kernel=KernelFilter(states=query.kernel.states & QUEUE_STATES
-                                  if query.kernel.states != ALL_STATES else QUEUE_STATES,
-                                  bytecode=query.kernel.bytecode),
-              processes=query.processes, tcp_info=True, memory=True, netns=query.netns,
-              source=query.source)
+    q = Query(
+        protocols=(Proto.TCP,),
+        families=query.families,
+        kernel=KernelFilter(
+            states=query.kernel.states & QUEUE_STATES if query.kernel.states != ALL_STATES else QUEUE_STATES,
+            bytecode=query.kernel.bytecode,
+        ),
+        processes=query.processes,
+        tcp_info=True,
+        memory=True,
+        netns=query.netns,
+        source=query.source,
+    )
     snap = run_query(q, socket_factory=socket_factory, procfs=proc)
     return QueueReport(snap, tuple(build_listeners(snap.endpoints, somaxconn)), counters, somaxconn)
 
@@ -401,6 +431,7 @@ def listeners(
         netns: a namespace NAME, PID or PATH (needs root).
         source: "netlink", "procfs" or "auto"; /proc has no backlog or drops.
     """
-    query = Query(protocols=(Proto.TCP,), families=tuple(families), processes=processes,
-                  netns=netns, source=source)
+    query = Query(
+        protocols=(Proto.TCP,), families=tuple(families), processes=processes, netns=netns, source=source
+    )
     return list(queue_report(query).listeners)

@@ -13,8 +13,21 @@ from sockscope.cli.env import Env
 from sockscope.cli.main import main
 from tests.helpers.netns import socket_in
 
-KEYS = {"proto", "family", "state", "local_address", "local_port", "remote_address",
-        "remote_port", "recv_q", "send_q", "uid", "inode", "cookie", "owners"}
+KEYS = {
+    "proto",
+    "family",
+    "state",
+    "local_address",
+    "local_port",
+    "remote_address",
+    "remote_port",
+    "recv_q",
+    "send_q",
+    "uid",
+    "inode",
+    "cookie",
+    "owners",
+}
 
 
 def run(*argv: str, width: int = 80) -> tuple[int, str, str]:
@@ -74,8 +87,17 @@ def test_output_does_not_depend_on_terminal_width(primer: str) -> None:
 
 
 def test_long_addresses_never_run_columns_together(netns: str) -> None:
-    subprocess_ip = ["ip", "-n", netns, "addr", "add", "fd00:1234:5678:9abc:def0:1234:5678:9abc/64",
-                     "dev", "lo", "nodad"]
+    subprocess_ip = [
+        "ip",
+        "-n",
+        netns,
+        "addr",
+        "add",
+        "fd00:1234:5678:9abc:def0:1234:5678:9abc/64",
+        "dev",
+        "lo",
+        "nodad",
+    ]
     import subprocess  # noqa: PLC0415
 
     subprocess.run(subprocess_ip, check=True)
@@ -114,12 +136,15 @@ def test_names_without_n(netns: str) -> None:
         srv.close()
 
 
-@pytest.mark.parametrize(("argv", "code", "needle"), [
-    (["list", "--bogus"], 2, "unrecognized arguments"),
-    (["list", "-f", "ipx"], 2, "invalid choice"),
-    (["list", "--netns", "does-not-exist-anywhere"], 1, "does-not-exist-anywhere"),
-    (["help", "nosuchtopic"], 2, "no help topic"),
-])
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["list", "--bogus"], 2, "unrecognized arguments"),
+        (["list", "-f", "ipx"], 2, "invalid choice"),
+        (["list", "--netns", "does-not-exist-anywhere"], 1, "does-not-exist-anywhere"),
+        (["help", "nosuchtopic"], 2, "no help topic"),
+    ],
+)
 def test_bad_input_is_one_line_with_the_right_code(argv: list[str], code: int, needle: str) -> None:
     got, _, err = run(*argv)
     assert got == code and needle in err and err.count("\n") == 1 and "Traceback" not in err

@@ -59,8 +59,9 @@ class Pty:
     def __init__(self, argv: list[str]) -> None:
         self.master, slave = os.openpty()
         env = {**os.environ, "TERM": "dumb", "HOME": "/nonexistent"}  # no ~/.telnetrc
-        self.proc = subprocess.Popen(["setsid", "-c", *argv], stdin=slave, stdout=slave,
-                                     stderr=slave, env=env, close_fds=True)
+        self.proc = subprocess.Popen(
+            ["setsid", "-c", *argv], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True
+        )
         os.close(slave)
         self.seen = b""
         self.pos = 0  # where the last match ended: the next expect searches after it

@@ -26,8 +26,7 @@ def run(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.mark.parametrize("argv", [("demo",), ("demo", "serve"), ("demo", "clients"),
-                                  ("demo", "tour")])
+@pytest.mark.parametrize("argv", [("demo",), ("demo", "serve"), ("demo", "clients"), ("demo", "tour")])
 def test_help_has_examples(argv: tuple[str, ...]) -> None:
     code, out, _ = run(*argv, "--help")
     assert code == 0 and "examples:" in out and "sockscope demo" in out
@@ -38,22 +37,25 @@ def test_demo_is_listed_in_the_main_help() -> None:
     assert re.search(r"^\s+demo\s+the primer live", out, re.MULTILINE)
 
 
-@pytest.mark.parametrize(("argv", "needle"), [
-    (("demo",), "which demo"),
-    (("demo", "bogus"), "invalid choice"),
-    (("demo", "serve", "--port", "70000"), "port must be 0..65535"),
-    (("demo", "serve", "--port", "x"), "not a port"),
-    (("demo", "serve", "--bind", "nowhere"), "not an IP address"),
-    (("demo", "serve", "--backlog", "-1"), "backlog"),
-    (("demo", "serve", "--rate", "fast"), "not a rate"),
-    (("demo", "serve", "--accept-delay", "soon"), "not a number of seconds"),
-    (("demo", "serve", "--no-accept", "--accept-delay", "1"), "not allowed with"),
-    (("demo", "clients"), "required"),
-    (("demo", "clients", "0"), "number of clients must be"),
-    (("demo", "clients", "3", "--mix", "idle,bogus"), "unknown role 'bogus'"),
-    (("demo", "clients", "3", "--size", "huge"), "not a size"),
-    (("demo", "tour", "--fast"), "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("demo",), "which demo"),
+        (("demo", "bogus"), "invalid choice"),
+        (("demo", "serve", "--port", "70000"), "port must be 0..65535"),
+        (("demo", "serve", "--port", "x"), "not a port"),
+        (("demo", "serve", "--bind", "nowhere"), "not an IP address"),
+        (("demo", "serve", "--backlog", "-1"), "backlog"),
+        (("demo", "serve", "--rate", "fast"), "not a rate"),
+        (("demo", "serve", "--accept-delay", "soon"), "not a number of seconds"),
+        (("demo", "serve", "--no-accept", "--accept-delay", "1"), "not allowed with"),
+        (("demo", "clients"), "required"),
+        (("demo", "clients", "0"), "number of clients must be"),
+        (("demo", "clients", "3", "--mix", "idle,bogus"), "unknown role 'bogus'"),
+        (("demo", "clients", "3", "--size", "huge"), "not a size"),
+        (("demo", "tour", "--fast"), "unrecognized arguments"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(argv: tuple[str, ...], needle: str) -> None:
     code, out, err = run(*argv)
     assert code == 2 and out == ""
@@ -85,9 +87,26 @@ def test_serve_stops_by_itself_after_its_duration() -> None:
 def test_serve_no_accept_and_sigusr1() -> None:
     """The real command: the queue holds connections until SIGUSR1 accepts one."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sockscope", "demo", "serve", "--bind", "127.0.0.1", "--port", "0",
-         "--backlog", "1", "--no-accept", "--duration", "30"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sockscope",
+            "demo",
+            "serve",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--backlog",
+            "1",
+            "--no-accept",
+            "--duration",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -119,13 +138,14 @@ def server() -> Iterator[ServerThread]:
 def test_clients_mix_against_the_server(server: ServerThread) -> None:
     port = server.server.address[1]
     began = time.monotonic()
-    code, out, err = run("demo", "clients", "6", "--port", str(port), "--duration", "1.5",
-                         "--size", "2M")
+    code, out, err = run("demo", "clients", "6", "--port", str(port), "--duration", "1.5", "--size", "2M")
     assert code == 0, err
     assert time.monotonic() - began < 8  # bounded: the duration plus a quit's grace
     summary = out.splitlines()[-1]
-    conns, ports, downloads = (int(x) for x in re.search(
-        r"(\d+) connections from (\d+) ephemeral ports, (\d+) downloads", summary).groups())  # type: ignore[union-attr]
+    conns, ports, downloads = (
+        int(x)
+        for x in re.search(r"(\d+) connections from (\d+) ephemeral ports, (\d+) downloads", summary).groups()
+    )  # type: ignore[union-attr]
     assert conns == ports and conns > 6  # the short-lived ones reconnect, each on a new port
     assert downloads >= 2 and "0 errors" in summary
     stats = server.server.stats

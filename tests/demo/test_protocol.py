@@ -48,8 +48,16 @@ def test_commands_split_across_chunks() -> None:
 
 def test_subnegotiation_is_skipped_and_editing_commands_edit() -> None:
     d = TelnetDecoder()
-    out = d.feed(bytes([IAC, SB, 24, 0]) + b"xterm" + bytes([IAC, IAC, IAC, SE]) + b"ab"
-                 + bytes([IAC, EC]) + b"c" + bytes([IAC, EL]) + b"ok\r\n")
+    out = d.feed(
+        bytes([IAC, SB, 24, 0])
+        + b"xterm"
+        + bytes([IAC, IAC, IAC, SE])
+        + b"ab"
+        + bytes([IAC, EC])
+        + b"c"
+        + bytes([IAC, EL])
+        + b"ok\r\n"
+    )
     assert LineAssembler().feed(out.data)[0].text == b"ok"
     assert d.feed(bytes([IAC, AYT])).reply.strip().startswith(b"[sockscope demo")
     assert d.feed(bytes([IAC, IP])).interrupted
@@ -93,10 +101,18 @@ def test_text_for_the_wire() -> None:
     assert printable(b"he\x00\xffl") == "he??l"
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("4096", 4096), ("64k", 64_000), ("10M", 10_000_000), ("10MB", 10_000_000),
-    ("1MiB", 1 << 20), ("1.5kib", 1536), ("2G", 2 * 10**9),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("4096", 4096),
+        ("64k", 64_000),
+        ("10M", 10_000_000),
+        ("10MB", 10_000_000),
+        ("1MiB", 1 << 20),
+        ("1.5kib", 1536),
+        ("2G", 2 * 10**9),
+    ],
+)
 def test_sizes(text: str, value: int) -> None:
     assert parse_size(text) == value
 

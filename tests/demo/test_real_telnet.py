@@ -20,16 +20,33 @@ from tests.demo.helpers import Pty
 
 pytestmark = pytest.mark.skipif(
     shutil.which("telnet") is None or shutil.which("setsid") is None,
-    reason="needs the telnet client (apt-get install telnet) and setsid (util-linux)")
+    reason="needs the telnet client (apt-get install telnet) and setsid (util-linux)",
+)
 
 
 @pytest.fixture
 def demo_server() -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """``sockscope demo serve`` on 127.0.0.1, bounded to 60 s; its port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sockscope", "demo", "serve", "--bind", "127.0.0.1",
-         "--port", "0", "--duration", "60", "--rate", "200k/s"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sockscope",
+            "demo",
+            "serve",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--duration",
+            "60",
+            "--rate",
+            "200k/s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()
     match = re.search(r"on 127\.0\.0\.1:(\d+)", first)
@@ -57,14 +74,18 @@ def test_negotiation_banner_prompt_download(demo_server: tuple[int, subprocess.P
         tn.expect(rb"sockscope> ")
         tn.expect(rb"RCVD WONT STATUS")  # the answer to the client's last request
         # Every request refused: DO -> WONT, WILL -> DONT; and nothing asked of the client.
-        for line in (b"SENT DO SUPPRESS GO AHEAD", b"RCVD WONT SUPPRESS GO AHEAD",
-                     b"SENT WILL TERMINAL TYPE", b"RCVD DONT TERMINAL TYPE"):
+        for line in (
+            b"SENT DO SUPPRESS GO AHEAD",
+            b"RCVD WONT SUPPRESS GO AHEAD",
+            b"SENT WILL TERMINAL TYPE",
+            b"RCVD DONT TERMINAL TYPE",
+        ):
             assert line in tn.seen, line
         assert b"RCVD WILL" not in tn.seen and b"RCVD DO " not in tn.seen
         tn.send(b"download 3000\r")
         tn.expect(rb"downloading 3000 bytes at 200\.0 kB/s")
         done = tn.expect(rb"done: 3\.0 kB in [\d.]+s")
-        assert tn.seen[:done.start()].count(b"one line after another") >= 3000 // 80
+        assert tn.seen[: done.start()].count(b"one line after another") >= 3000 // 80
         tn.expect(rb"sockscope> ")
         tn.send(b"quit\r")
         tn.expect(rb"bye")

@@ -26,16 +26,20 @@ from sockscope.demo.tour import run_tour
 from tests.conftest import IS_ROOT
 from tests.demo.helpers import Pty
 
-STEP_TITLES = {1: "the server listens", 2: "binding one address", 3: "a client connects",
-               4: "the connection request queue", 5: "the application accepts",
-               6: "a large download and short connections"}
+STEP_TITLES = {
+    1: "the server listens",
+    2: "binding one address",
+    3: "a client connects",
+    4: "the connection request queue",
+    5: "the application accepts",
+    6: "a large download and short connections",
+}
 
 
 def namespaces() -> set[str]:
     """The tour namespaces that exist (other tests may make their own meanwhile)."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    return {line.split()[0] for line in out.stdout.splitlines()
-            if line.startswith("sockscope-tour-")}
+    return {line.split()[0] for line in out.stdout.splitlines() if line.startswith("sockscope-tour-")}
 
 
 def mine() -> set[str]:
@@ -139,9 +143,13 @@ def test_interrupt_between_steps_cleans_up() -> None:
 @pytest.mark.skipif(not IS_ROOT, reason="the tour's own namespace needs root")
 def test_sigint_to_the_command_cleans_up() -> None:
     """A real Ctrl-C (SIGINT) to ``sockscope demo tour`` mid-step: exit 130, nothing left."""
-    proc = subprocess.Popen([sys.executable, "-m", "sockscope", "demo", "tour"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sockscope", "demo", "tour"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     name = None
     deadline = time.monotonic() + 30
@@ -157,8 +165,9 @@ def test_sigint_to_the_command_cleans_up() -> None:
     finally:
         proc.kill()
     assert name not in namespaces()
-    ps = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True,
-                        text=True, check=False)
+    ps = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True, check=False
+    )
     assert not ps.stdout.strip()
 
 

@@ -28,5 +28,8 @@ lst.close()
 
 def start_load(ns: str, n: int, port: int = 2323, delay: float = 1.0) -> subprocess.Popen[str]:
     """N connect/accept/close cycles inside ``ns`` after ``delay`` s; prints its pid at the end."""
-    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", LOAD, str(n),
-                             str(port), str(delay)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", LOAD, str(n), str(port), str(delay)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )

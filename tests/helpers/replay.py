@@ -46,8 +46,11 @@ class ReplaySocket:
 
     @classmethod
     def from_file(cls, path: Path) -> ReplaySocket:
-        chunks = [bytes.fromhex(line) for line in path.read_text().splitlines()
-                  if line and not line.startswith(("#", ">"))]
+        chunks = [
+            bytes.fromhex(line)
+            for line in path.read_text().splitlines()
+            if line and not line.startswith(("#", ">"))
+        ]
         return cls(chunks)
 
     def send(self, data: bytes, /) -> int:
@@ -58,7 +61,7 @@ class ReplaySocket:
         if not self.chunks:
             return 0
         chunk = self.chunks.pop(0)
-        buffer[:len(chunk)] = chunk
+        buffer[: len(chunk)] = chunk
         return len(chunk)
 
     def close(self) -> None:

@@ -28,14 +28,25 @@ from sockscope.model.states import ALL_STATES, Proto, TcpState
 from tests.helpers.netns import socket_in
 from tests.unit.test_filter_bytecode import ADDR_POOL, filters
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="creating network namespaces needs root")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating network namespaces needs root")
 
 SERVICES = {"ssh": 22, "http": 80, "https": 443, "domain": 53}.get
 PORTS = (0, 22, 53, 80, 443, 1023, 1024, 5353, 6000, 7000, 8080, 40000, 40001, 65535)
 ADDRS = (*ADDR_POOL, "127.0.0.3", "127.0.0.0/31")
-HOSTS = ("127.0.0.1", "127.0.0.1:22", "[::1]:8080", "*:443", ":22", "::ffff:127.0.0.1",
-         "127.0.0.0/8:40000", "0.0.0.0/0", "[::]", "[::1]", "127.0.0.1:53", "*:6000")
+HOSTS = (
+    "127.0.0.1",
+    "127.0.0.1:22",
+    "[::1]:8080",
+    "*:443",
+    ":22",
+    "::ffff:127.0.0.1",
+    "127.0.0.0/8:40000",
+    "0.0.0.0/0",
+    "[::]",
+    "[::1]",
+    "127.0.0.1:53",
+    "*:6000",
+)
 INET = (Proto.TCP, Proto.UDP)
 
 
@@ -46,15 +57,19 @@ class World:
     netns: str
     sockets: list[socket.socket] = field(default_factory=list)
 
-    def sock(self, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM,
-             ) -> socket.socket:
+    def sock(
+        self,
+        family: int = socket.AF_INET,
+        kind: int = socket.SOCK_STREAM,
+    ) -> socket.socket:
         s = socket_in(self.netns, family, kind)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sockets.append(s)
         return s
 
-    def listener(self, family: int, addr: str, port: int, *, v6only: bool = True,
-                 device: bytes | None = None) -> socket.socket:
+    def listener(
+        self, family: int, addr: str, port: int, *, v6only: bool = True, device: bytes | None = None
+    ) -> socket.socket:
         s = self.sock(family)
         if family == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
@@ -64,8 +79,13 @@ class World:
         s.listen(8)
         return s
 
-    def connect(self, family: int, addr: str, port: int, local_port: int = 0,
-                ) -> socket.socket:
+    def connect(
+        self,
+        family: int,
+        addr: str,
+        port: int,
+        local_port: int = 0,
+    ) -> socket.socket:
         c = self.sock(family)
         if local_port:
             c.bind(("127.0.0.1" if family == socket.AF_INET else "::1", local_port))
@@ -91,13 +111,13 @@ def _build(world: World) -> None:
     tw_client.close()
     time.sleep(0.05)
     tw_served.close()
-    world.connect(v4, "127.0.0.1", 22)                     # stays in ssh's accept queue
+    world.connect(v4, "127.0.0.1", 22)  # stays in ssh's accept queue
     world.connect(v6, "::1", 8080)
-    world.connect(v4, "127.0.0.1", 443)                    # v4-mapped on the :: side
+    world.connect(v4, "127.0.0.1", 443)  # v4-mapped on the :: side
     client = world.connect(v4, "127.0.0.1", 80, local_port=40000)
     served, _ = web.accept()
     world.sockets.append(served)
-    client.shutdown(socket.SHUT_WR)                        # FIN-WAIT-2 / CLOSE-WAIT
+    client.shutdown(socket.SHUT_WR)  # FIN-WAIT-2 / CLOSE-WAIT
     udp = world.sock(v4, socket.SOCK_DGRAM)
     udp.bind(("0.0.0.0", 53))
     world.sock(v4, socket.SOCK_DGRAM).bind(("127.0.0.1", 5353))
@@ -134,14 +154,28 @@ def pushed_down(f: Filter, netns: str) -> list[Endpoint]:
     states = ALL_STATES if pd.states is None else pd.states
     if not protocols or not families or not states:
         return []
-    query = Query(protocols=protocols, families=families, netns=netns,
-                  kernel=KernelFilter(states=states, bytecode=pd.bytecode))
+    query = Query(
+        protocols=protocols,
+        families=families,
+        netns=netns,
+        kernel=KernelFilter(states=states, bytecode=pd.bytecode),
+    )
     return [ep for ep in run_query(query).endpoints if f.matches(ep)]
 
 
 def keys(eps: list[Endpoint]) -> list[tuple[object, ...]]:
-    return sorted((e.proto.value, e.family, int(e.state), str(e.local_address), e.local_port,
-                   str(e.remote_address), e.remote_port) for e in eps)
+    return sorted(
+        (
+            e.proto.value,
+            e.family,
+            int(e.state),
+            str(e.local_address),
+            e.local_port,
+            str(e.remote_address),
+            e.remote_port,
+        )
+        for e in eps
+    )
 
 
 def assert_equivalent(text: str, netns: str) -> list[Endpoint]:
@@ -155,28 +189,35 @@ def assert_equivalent(text: str, netns: str) -> list[Endpoint]:
 def test_the_world_has_every_kind_of_socket(world: World) -> None:
     eps = everything(world.netns)
     states = {(ep.proto, ep.state) for ep in eps}
-    for want in [(Proto.TCP, TcpState.LISTEN), (Proto.TCP, TcpState.ESTABLISHED),
-                 (Proto.TCP, TcpState.TIME_WAIT), (Proto.TCP, TcpState.FIN_WAIT2),
-                 (Proto.TCP, TcpState.CLOSE_WAIT), (Proto.UDP, TcpState.CLOSE),
-                 (Proto.UDP, TcpState.ESTABLISHED)]:
+    for want in [
+        (Proto.TCP, TcpState.LISTEN),
+        (Proto.TCP, TcpState.ESTABLISHED),
+        (Proto.TCP, TcpState.TIME_WAIT),
+        (Proto.TCP, TcpState.FIN_WAIT2),
+        (Proto.TCP, TcpState.CLOSE_WAIT),
+        (Proto.UDP, TcpState.CLOSE),
+        (Proto.UDP, TcpState.ESTABLISHED),
+    ]:
         assert want in states, want
-    assert any(ep.family == 6 and getattr(ep.local_address, "ipv4_mapped", None)
-               for ep in eps)
+    assert any(ep.family == 6 and getattr(ep.local_address, "ipv4_mapped", None) for ep in eps)
     assert any(ep.iface == 1 for ep in eps)
 
 
-@pytest.mark.parametrize(("text", "count"), [
-    ("sport = :ssh", 2),                          # the listener and the queued child
-    ("lport == 22 and state == listen", 1),
-    ("port == 80", 3),                            # listener, server half, client half
-    ("dport = :53", 1),
-    ("laddr == 127.0.0.1 and lport == 443", 1),   # the v4-mapped accepted child
-    ("src [::1]:8080", 2),
-    ("iface == 1", 1),
-    ("not iface == 1 and lport == 7000", 0),
-    ("state time-wait", 1),
-    ("state established '( dport = :ssh or sport = :ssh )'", 2),
-])
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("sport = :ssh", 2),  # the listener and the queued child
+        ("lport == 22 and state == listen", 1),
+        ("port == 80", 3),  # listener, server half, client half
+        ("dport = :53", 1),
+        ("laddr == 127.0.0.1 and lport == 443", 1),  # the v4-mapped accepted child
+        ("src [::1]:8080", 2),
+        ("iface == 1", 1),
+        ("not iface == 1 and lport == 7000", 0),
+        ("state time-wait", 1),
+        ("state established '( dport = :ssh or sport = :ssh )'", 2),
+    ],
+)
 def test_known_filters(world: World, text: str, count: int) -> None:
     got = assert_equivalent(text, world.netns)
     assert len(got) == count, keys(got)
@@ -187,14 +228,18 @@ def test_the_kernel_really_filters(world: World) -> None:
     f = parse_filter("lport == 22")
     pd = f.pushdown()
     assert pd.bytecode is not None
-    raw = run_query(Query(protocols=INET, families=(4, 6), netns=world.netns,
-                          kernel=KernelFilter(bytecode=pd.bytecode))).endpoints
+    raw = run_query(
+        Query(protocols=INET, families=(4, 6), netns=world.netns, kernel=KernelFilter(bytecode=pd.bytecode))
+    ).endpoints
     assert raw and all(ep.local_port == 22 for ep in raw)
     assert len(raw) < len(everything(world.netns))
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(text=filters(PORTS, ADDRS, HOSTS, max_leaves=6))
 def test_pushdown_equals_pure_evaluation(world: World, text: str) -> None:
     assert_equivalent(text, world.netns)

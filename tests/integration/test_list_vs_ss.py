@@ -50,18 +50,24 @@ def ours(ep: Endpoint) -> Row:
         rhost, rport = "*", "*"
     else:
         rhost, rport = str(ep.remote_address), str(ep.remote_port)
-    return (ep.state.ss_label_for(ep.proto), ep.recv_q, ep.send_q, local, str(ep.local_port),
-            rhost, rport)
+    return (ep.state.ss_label_for(ep.proto), ep.recv_q, ep.send_q, local, str(ep.local_port), rhost, rport)
 
 
 def test_tcp_listing_equals_ss(primer: str) -> None:
     snap = snapshot(protocols=["tcp"], netns=primer)
     states = {ep.state for ep in snap.endpoints}
-    assert {TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.TIME_WAIT,
-            TcpState.CLOSE_WAIT, TcpState.FIN_WAIT2} <= states
+    assert {
+        TcpState.LISTEN,
+        TcpState.ESTABLISHED,
+        TcpState.TIME_WAIT,
+        TcpState.CLOSE_WAIT,
+        TcpState.FIN_WAIT2,
+    } <= states
     assert any(ep.family == 6 and ep.state is TcpState.LISTEN for ep in snap.endpoints)
-    assert any(ep.local_address is not None and getattr(ep.local_address, "ipv4_mapped", None)
-               for ep in snap.endpoints), "the v4-mapped connection is missing"
+    assert any(
+        ep.local_address is not None and getattr(ep.local_address, "ipv4_mapped", None)
+        for ep in snap.endpoints
+    ), "the v4-mapped connection is missing"
     assert sorted(ours(e) for e in snap.endpoints) == sorted(parse_ss(ss(primer, "-tanH")))
 
 
@@ -97,8 +103,18 @@ def test_processes_match_ss(primer: str) -> None:
 
 def _key(ep: Endpoint) -> tuple[object, ...]:
     # /proc shows no backlog for a listener (its tx_queue reads 0), so send_q is left out.
-    return (ep.proto, ep.family, ep.state, ep.local_address, ep.local_port,
-            ep.remote_address, ep.remote_port, ep.recv_q, ep.uid, ep.inode)
+    return (
+        ep.proto,
+        ep.family,
+        ep.state,
+        ep.local_address,
+        ep.local_port,
+        ep.remote_address,
+        ep.remote_port,
+        ep.recv_q,
+        ep.uid,
+        ep.inode,
+    )
 
 
 def test_procfs_fallback_gives_the_same_endpoints(primer: str) -> None:
@@ -107,14 +123,14 @@ def test_procfs_fallback_gives_the_same_endpoints(primer: str) -> None:
     procfs = snapshot(source="procfs", **kw)  # type: ignore[arg-type]
     assert procfs.source == "procfs"
     assert len(netlink) >= 10
-    assert sorted(map(_key, netlink.endpoints), key=repr) == \
-        sorted(map(_key, procfs.endpoints), key=repr)
+    assert sorted(map(_key, netlink.endpoints), key=repr) == sorted(map(_key, procfs.endpoints), key=repr)
 
 
 def test_cli_says_which_source_when_not_netlink(primer: str) -> None:
     out = io.StringIO()
-    code = main(["list", "-tan", "--source", "procfs", "--netns", primer],
-                Env(stdout=out, stderr=io.StringIO()))
+    code = main(
+        ["list", "-tan", "--source", "procfs", "--netns", primer], Env(stdout=out, stderr=io.StringIO())
+    )
     assert code == 0
     assert "[source: procfs]" in out.getvalue().splitlines()[0]
     assert "0.0.0.0:2323" in out.getvalue()
@@ -122,8 +138,13 @@ def test_cli_says_which_source_when_not_netlink(primer: str) -> None:
 
 def test_primer_bsd_notation(primer: str) -> None:
     out = io.StringIO()
-    assert main(["list", "-a", "-n", "-f", "inet", "--bsd", "--netns", primer],
-                Env(stdout=out, stderr=io.StringIO())) == 0
+    assert (
+        main(
+            ["list", "-a", "-n", "-f", "inet", "--bsd", "--netns", primer],
+            Env(stdout=out, stderr=io.StringIO()),
+        )
+        == 0
+    )
     lines = out.getvalue().splitlines()
     listen = [ln.split() for ln in lines if ln.split()[3:4] == ["*.2323"]]
     assert listen and listen[0][4] == "*.*" and listen[0][5] == "LISTEN"
@@ -143,6 +164,7 @@ def test_unprivileged_run_warns_and_works(primer: str) -> None:
             import ctypes  # noqa: PLC0415
 
             from sockscope.sources.netns import resolve_netns  # noqa: PLC0415
+
             # The fork inherited the primer's sockets: let root's process alone hold them
             # (a process that holds a socket is its owner, and may read its own fds).
             os.closerange(3, wfd)

@@ -22,8 +22,9 @@ from sockscope.wire.ftrace import StateChange, filter_expression
 from tests.helpers.netns import socket_in
 
 
-def _connect_once(netns: str, port: int, family: socket.AddressFamily = socket.AF_INET,
-                  host: str = "127.0.0.1") -> int:
+def _connect_once(
+    netns: str, port: int, family: socket.AddressFamily = socket.AF_INET, host: str = "127.0.0.1"
+) -> int:
     """Listen on ``port``, connect, accept, close all three; the client's port."""
     srv = socket_in(netns, family)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -81,8 +82,7 @@ def test_a_remote_port_filter_keeps_the_connect_record_of_port_zero(netns: str) 
     # remote port it passes by its remote port.
     with entered_netns(netns):
         ephemeral = ephemeral_port_range()
-    trace = TraceSession(event_filter=filter_expression(_ports_of("rport == 40133"), (4,),
-                                                        ephemeral))
+    trace = TraceSession(event_filter=filter_expression(_ports_of("rport == 40133"), (4,), ephemeral))
     try:
         assert trace.event_filter is not None and "sport == 0" not in trace.event_filter
         client = _connect_once(netns, 40133)
@@ -104,8 +104,11 @@ def test_a_remote_port_filter_keeps_the_connect_record_of_port_zero(netns: str) 
 def test_a_local_port_filter_over_the_ephemeral_range_keeps_port_zero(netns: str) -> None:
     with entered_netns(netns):
         ephemeral = ephemeral_port_range()
-    trace = TraceSession(event_filter=filter_expression(
-        _ports_of(f"lport >= {ephemeral[0]} and lport <= {ephemeral[1]}"), (4, 6), ephemeral))
+    trace = TraceSession(
+        event_filter=filter_expression(
+            _ports_of(f"lport >= {ephemeral[0]} and lport <= {ephemeral[1]}"), (4, 6), ephemeral
+        )
+    )
     try:
         assert trace.event_filter is not None and "sport == 0" in trace.event_filter
         client = _connect_once(netns, 20143)
@@ -124,8 +127,12 @@ def _watcher(netns: str, text: str, sources: set[str]) -> tuple[Watcher, Filter]
     """A watcher as `sockscope watch TEXT` makes it: the filter's kernel part pushed down."""
     flt = parse_filter(text)
     push = flt.pushdown()
-    query = Query(protocols=(Proto.TCP,), families=(4, 6), netns=netns,
-                  kernel=KernelFilter(bytecode=push.bytecode, ports=push.ports))
+    query = Query(
+        protocols=(Proto.TCP,),
+        families=(4, 6),
+        netns=netns,
+        kernel=KernelFilter(bytecode=push.bytecode, ports=push.ports),
+    )
     return Watcher(query, interval=0.3, sources=sources), flt
 
 
@@ -148,9 +155,11 @@ def test_a_reset_close_is_rebuilt_from_its_peer_under_a_remote_port_filter(netns
         time.sleep(0.05)
         conn.close()
         srv.close()
-        shown = [(ev.kind, ev.endpoint.local_port, ev.endpoint.remote_port)
-                 for ev in watcher.events(until=time.monotonic() + 2.5)
-                 if flt.matches(EventView(ev))]
+        shown = [
+            (ev.kind, ev.endpoint.local_port, ev.endpoint.remote_port)
+            for ev in watcher.events(until=time.monotonic() + 2.5)
+            if flt.matches(EventView(ev))
+        ]
     finally:
         watcher.close()
     assert (EventKind.CLOSED, client, 40153) in shown
@@ -160,8 +169,10 @@ def test_connects_keep_their_own_process_under_a_local_port_filter(netns: str) -
     # With two ephemeral ports, two processes connect to the same peer; the filter wants
     # one local port. Each connect()'s first record (port 0) is paired with the next
     # SYN_SENT exit to that peer, so every exit must reach the reader, not only ours.
-    subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw",
-                    "net.ipv4.ip_local_port_range=40160 40161"], check=True)
+    subprocess.run(
+        ["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_local_port_range=40160 40161"],
+        check=True,
+    )
     watcher, flt = _watcher(netns, "lport == 40161", {"poll", "destroy", "trace"})
     try:
         srv = socket_in(netns)
@@ -181,9 +192,11 @@ def test_connects_keep_their_own_process_under_a_local_port_filter(netns: str) -
             clients[int(os.read(r, 10))] = pid
             os.close(r)
             time.sleep(0.05)
-        opened = [(ev.endpoint.local_port, ev.process.pid if ev.process else None)
-                  for ev in watcher.events(until=time.monotonic() + 1.2)
-                  if ev.kind is EventKind.OPENED and flt.matches(EventView(ev))]
+        opened = [
+            (ev.endpoint.local_port, ev.process.pid if ev.process else None)
+            for ev in watcher.events(until=time.monotonic() + 1.2)
+            if ev.kind is EventKind.OPENED and flt.matches(EventView(ev))
+        ]
         for pid in clients.values():
             os.waitpid(pid, 0)
     finally:

@@ -44,8 +44,9 @@ def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
 def full_queue(netns: str) -> Iterator[tuple[str, socket.socket, list[socket.socket]]]:
     """listen(4), never accept, 10 non-blocking clients (the research demo, A8)."""
     # Faster SYN retransmits so half-open request socks appear within seconds.
-    subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw",
-                    "net.ipv4.tcp_syn_linear_timeouts=6"], check=False)
+    subprocess.run(
+        ["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.tcp_syn_linear_timeouts=6"], check=False
+    )
     srv = socket_in(netns)
     srv.bind(("127.0.0.1", PORT))
     srv.listen(4)
@@ -121,12 +122,17 @@ def all_connected_some_half_open(ns: str, clients: list[socket.socket]) -> bool:
     eps = snapshot(protocols=["tcp"], netns=ns).endpoints
     mine = [e for e in eps if e.local_port in ports]
     half = [e for e in eps if e.local_port == PORT and e.state is TcpState.SYN_RECV]
-    return (len(mine) == len(clients) and all(e.state is TcpState.ESTABLISHED for e in mine)
-            and bool(half) and all(e.remote_port in ports for e in half))
+    return (
+        len(mine) == len(clients)
+        and all(e.state is TcpState.ESTABLISHED for e in mine)
+        and bool(half)
+        and all(e.remote_port in ports for e in half)
+    )
 
 
 def test_accept_moves_a_connection_to_the_application(
-        full_queue: tuple[str, socket.socket, list[socket.socket]]) -> None:
+    full_queue: tuple[str, socket.socket, list[socket.socket]],
+) -> None:
     ns, srv, _clients = full_queue
     assert wait_for(lambda: listeners(netns=ns)[0].accept_queue == 5)
     _, out, _ = run("list", "-tanp", "--netns", ns)
@@ -137,8 +143,9 @@ def test_accept_moves_a_connection_to_the_application(
         assert lst.accept_queue == 4 and len(lst.queued) == 4
         assert peer[1] not in {c.remote_port for c in lst.queued}
         _, out, _ = run("list", "-tanp", "--netns", ns)
-        line = next(ln for ln in out.splitlines()
-                    if ln.split()[3:5] == [f"127.0.0.1:{PORT}", f"127.0.0.1:{peer[1]}"])
+        line = next(
+            ln for ln in out.splitlines() if ln.split()[3:5] == [f"127.0.0.1:{PORT}", f"127.0.0.1:{peer[1]}"]
+        )
         assert "ESTABLISHED" in line and "(queued)" not in line
         comm = Path("/proc/self/comm").read_text().strip()
         assert line.split()[-1] == f"{os.getpid()}/{comm}"
@@ -162,9 +169,13 @@ def test_somaxconn_clamp_and_listen_zero(netns: str) -> None:
                 c.connect(("127.0.0.1", 2401))
             clients.append(c)
         by_port = {}
-        assert wait_for(lambda: by_port.update(
-            {x.endpoint.local_port: x for x in listeners(netns=netns)}) or
-            by_port[2401].accept_queue == 1, timeout=5)
+        assert wait_for(
+            lambda: (
+                by_port.update({x.endpoint.local_port: x for x in listeners(netns=netns)})
+                or by_port[2401].accept_queue == 1
+            ),
+            timeout=5,
+        )
         assert by_port[2400].clamped and by_port[2400].backlog == by_port[2400].somaxconn
         assert by_port[2401].backlog == 0 and by_port[2401].accept_queue == 1
         _, out, _ = run("queues", "--netns", netns)
@@ -174,8 +185,7 @@ def test_somaxconn_clamp_and_listen_zero(netns: str) -> None:
             s.close()
 
 
-def test_watch_bounded_run_reports_peak(
-        full_queue: tuple[str, socket.socket, list[socket.socket]]) -> None:
+def test_watch_bounded_run_reports_peak(full_queue: tuple[str, socket.socket, list[socket.socket]]) -> None:
     ns, _srv, _clients = full_queue
     assert wait_for(lambda: listeners(netns=ns)[0].accept_queue == 5)
     code, out, err = run("queues", "--netns", ns, "--watch", "0.1", "--count", "3")

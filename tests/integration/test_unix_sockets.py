@@ -29,8 +29,7 @@ def test_unix_listing_matches_ss(netns: str) -> None:
             # Netid State Recv-Q Send-Q Local Port Peer Port
             theirs.add((int(cols[5]), cols[4], int(cols[7])))
         assert ours == theirs
-        assert any(e.path == "@sockscope-test-" + netns and e.state.name == "LISTEN"
-                   for e in snap.endpoints)
+        assert any(e.path == "@sockscope-test-" + netns and e.state.name == "LISTEN" for e in snap.endpoints)
         out = io.StringIO()
         assert main(["list", "-x", "-a", "--netns", netns], Env(stdout=out)) == 0
         assert "@sockscope-dgram-" + netns in out.getvalue()

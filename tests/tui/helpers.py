@@ -22,35 +22,76 @@ SERVER = Owner(4243, "server", 6)
 
 
 def info(rtt_us: int = 40, sent: int = 0, received: int = 0) -> TcpInfo:
-    return TcpInfo(rtt_us, 20, 200_000, 10, 65483, 0, 0, 0, 0, sent, sent, received, 0, 1,
-                   1, 0, 0, rtt_us, 0, 0)
+    return TcpInfo(
+        rtt_us, 20, 200_000, 10, 65483, 0, 0, 0, 0, sent, sent, received, 0, 1, 1, 0, 0, rtt_us, 0, 0
+    )
 
 
-def ep(lport: int, rport: int | None = None, state: TcpState = TcpState.ESTABLISHED, *,
-       cookie: int | None = None, laddr: str = "127.0.0.1", raddr: str = "127.0.0.1",
-       proto: Proto = Proto.TCP, owners: tuple[Owner, ...] = (), recv_q: int = 0,
-       send_q: int = 0, inode: int = 1, tcp_info: TcpInfo | None = None, drops: int | None = None,
-       uid: int | None = 0) -> Endpoint:
+def ep(
+    lport: int,
+    rport: int | None = None,
+    state: TcpState = TcpState.ESTABLISHED,
+    *,
+    cookie: int | None = None,
+    laddr: str = "127.0.0.1",
+    raddr: str = "127.0.0.1",
+    proto: Proto = Proto.TCP,
+    owners: tuple[Owner, ...] = (),
+    recv_q: int = 0,
+    send_q: int = 0,
+    inode: int = 1,
+    tcp_info: TcpInfo | None = None,
+    drops: int | None = None,
+    uid: int | None = 0,
+) -> Endpoint:
     """A loopback endpoint; ``cookie`` defaults to the ports, so each end is unique."""
     if cookie is None:
         cookie = lport * 100_000 + (rport or 0)
-    return Endpoint(proto, 4, state, ip_address(laddr), lport,
-                    ip_address(raddr) if rport is not None else None, rport, recv_q, send_q,
-                    uid, inode, cookie, tcp_info=tcp_info, owners=owners, drops=drops)
+    return Endpoint(
+        proto,
+        4,
+        state,
+        ip_address(laddr),
+        lport,
+        ip_address(raddr) if rport is not None else None,
+        rport,
+        recv_q,
+        send_q,
+        uid,
+        inode,
+        cookie,
+        tcp_info=tcp_info,
+        owners=owners,
+        drops=drops,
+    )
 
 
-def ev(kind: EventKind, endpoint: Endpoint, at: float = 0.0, *, old: TcpState | None = None,
-       duration: float | None = None, source: Source = Source.POLL,
-       process: Owner | None = None) -> Event:
-    return Event(kind, endpoint, T0 + at, WALL0 + at, source, old_state=old, duration=duration,
-                 process=process)
+def ev(
+    kind: EventKind,
+    endpoint: Endpoint,
+    at: float = 0.0,
+    *,
+    old: TcpState | None = None,
+    duration: float | None = None,
+    source: Source = Source.POLL,
+    process: Owner | None = None,
+) -> Event:
+    return Event(
+        kind, endpoint, T0 + at, WALL0 + at, source, old_state=old, duration=duration, process=process
+    )
 
 
-def batch(*events: Event, at: float = 0.0, table: list[Endpoint] | None = None,
-          gone: set[object] | None = None, initial: bool = False) -> Batch:
+def batch(
+    *events: Event,
+    at: float = 0.0,
+    table: list[Endpoint] | None = None,
+    gone: set[object] | None = None,
+    initial: bool = False,
+) -> Batch:
     """A batch; with ``table`` it carries a dump (``changed`` = those endpoints)."""
-    b = Batch(list(events), T0 + at, stats=FeedStats(("poll", "destroy"), events=len(events)),
-              initial=initial)
+    b = Batch(
+        list(events), T0 + at, stats=FeedStats(("poll", "destroy"), events=len(events)), initial=initial
+    )
     if table is not None or initial:
         eps = table or []
         b.changed = {e.key: e for e in eps}
@@ -64,8 +105,16 @@ def batch(*events: Event, at: float = 0.0, table: list[Endpoint] | None = None,
 def screen_text(app: App[object]) -> str:
     """The screen as plain text, line by line (what a person would read)."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
     console.print(app.screen._compositor.render_update(full=True))
     lines = console.export_text(styles=False).splitlines()
     return "\n".join(line.rstrip() for line in lines)

@@ -58,8 +58,14 @@ def run(scenario: Scenario, size: tuple[int, int] = (150, 30), **options: object
 
 async def connect(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
     clock.advance(1)
-    app.receive(batch(ev(EventKind.OPENED, CLIENT, 0.5), ev(EventKind.OPENED, SERVER_END, 0.5),
-                      at=1, table=[LISTENER, CLIENT, SERVER_END]))
+    app.receive(
+        batch(
+            ev(EventKind.OPENED, CLIENT, 0.5),
+            ev(EventKind.OPENED, SERVER_END, 0.5),
+            at=1,
+            table=[LISTENER, CLIENT, SERVER_END],
+        )
+    )
     app.tick()
     await pilot.pause()
 
@@ -88,14 +94,22 @@ def test_new_rows_green_changed_yellow_closed_red_then_gone() -> None:
         assert color_of(app, 40000, 2323) == GREEN
         assert color_of(app, 2323, 40000) == GREEN
         clock.advance(3)
-        app.receive(batch(ev(EventKind.STATE, SERVER_END._replace(state=TcpState.CLOSE_WAIT),
-                             4, old=TcpState.ESTABLISHED), at=4))
+        app.receive(
+            batch(
+                ev(
+                    EventKind.STATE,
+                    SERVER_END._replace(state=TcpState.CLOSE_WAIT),
+                    4,
+                    old=TcpState.ESTABLISHED,
+                ),
+                at=4,
+            )
+        )
         app.tick()
         assert color_of(app, 40000, 2323) not in (GREEN, RED)  # highlight faded
         assert color_of(app, 2323, 40000) == YELLOW
         clock.advance(1)
-        app.receive(batch(ev(EventKind.CLOSED, CLIENT, 5, duration=4.5, source=Source.DESTROY),
-                          at=5))
+        app.receive(batch(ev(EventKind.CLOSED, CLIENT, 5, duration=4.5, source=Source.DESTROY), at=5))
         app.tick()
         assert color_of(app, 40000, 2323) == RED
         clock.advance(5)
@@ -108,11 +122,13 @@ def test_new_rows_green_changed_yellow_closed_red_then_gone() -> None:
 def test_a_connection_shorter_than_a_refresh_still_flashes_red() -> None:
     async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
         short = ep(40009, 2323)
-        app.receive(batch(ev(EventKind.OPENED, short, 0.1, source=Source.TRACE),
-                          ev(EventKind.CLOSED, short, 0.2, duration=0.0004,
-                             source=Source.DESTROY)))
-        app.receive(batch(ev(EventKind.CLOSED, ep(40010, 2323), 0.3, duration=0.0002,
-                             source=Source.DESTROY)))
+        app.receive(
+            batch(
+                ev(EventKind.OPENED, short, 0.1, source=Source.TRACE),
+                ev(EventKind.CLOSED, short, 0.2, duration=0.0004, source=Source.DESTROY),
+            )
+        )
+        app.receive(batch(ev(EventKind.CLOSED, ep(40010, 2323), 0.3, duration=0.0002, source=Source.DESTROY)))
         app.tick()
         assert color_of(app, 40009, 2323) == RED
         assert color_of(app, 40010, 2323) == RED
@@ -153,8 +169,11 @@ def test_sort_by_key_click_and_reverse() -> None:
         await connect(app, pilot, clock)
         await pilot.press("greater_than_sign")  # laddr -> raddr
         assert app.sort == "raddr"
-        assert [ln.split()[2] for ln in table_lines(app)] == \
-            ["0.0.0.0:*", "127.0.0.1:2323", "127.0.0.1:40000"]
+        assert [ln.split()[2] for ln in table_lines(app)] == [
+            "0.0.0.0:*",
+            "127.0.0.1:2323",
+            "127.0.0.1:40000",
+        ]
         await pilot.press("r")
         assert table_lines(app)[0].split()[2] == "127.0.0.1:40000"
         assert "\u25bc" in screen_text(app).splitlines()[0]
@@ -211,8 +230,17 @@ def test_detail_pane_has_fields_tcp_info_owners_and_history() -> None:
         await pilot.press("down", "down", "enter")  # the client end (sorted by local address)
         text = screen_text(app)
         assert "tcp 127.0.0.1:40000 -> 127.0.0.1:2323" in text
-        for words in ("State:", "ESTABLISHED", "Cookie:", "rtt_us:", "45us", "Owners",
-                      "pid 4242 python3 fd 5", "Events", "opened (poll)"):
+        for words in (
+            "State:",
+            "ESTABLISHED",
+            "Cookie:",
+            "rtt_us:",
+            "45us",
+            "Owners",
+            "pid 4242 python3 fd 5",
+            "Events",
+            "opened (poll)",
+        ):
             assert words in text, words
         await pilot.press("d")
         assert "rtt_us:" not in screen_text(app)
@@ -225,8 +253,9 @@ def test_close_connection_asks_then_closes_or_explains(monkeypatch: pytest.Monke
 
     def refuse(endpoint: object) -> None:
         calls.append(endpoint)
-        raise CloseError("closing a connection needs CAP_NET_ADMIN in its network namespace "
-                         "(run sockscope as root)")
+        raise CloseError(
+            "closing a connection needs CAP_NET_ADMIN in its network namespace (run sockscope as root)"
+        )
 
     monkeypatch.setattr(actions_module, "destroy_socket", refuse)
 
@@ -311,8 +340,15 @@ def test_help_lists_every_key() -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
-        for key in ("space", "close the selected connection", "signal", "BSD notation",
-                    "listening sockets only", "save the rows", "(laddr) local address"):
+        for key in (
+            "space",
+            "close the selected connection",
+            "signal",
+            "BSD notation",
+            "listening sockets only",
+            "save the rows",
+            "(laddr) local address",
+        ):
             assert key in text, key
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -359,6 +395,7 @@ def test_rows_missing_a_status_keep_the_cursor_on_their_row() -> None:
 
 def test_keys_typed_right_after_slash_reach_the_bar() -> None:
     """A burst (a paste, a fast typist, tmux send-keys) is routed before '/' has run."""
+
     async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
         await connect(app, pilot, clock)
         for ch in "/raddr in 127.0.0.0/8 and lport == 40000":
@@ -405,8 +442,7 @@ def test_on_big_tables_the_filter_waits_for_typing_to_pause(monkeypatch: pytest.
 def test_filters_on_event_fields_see_each_rows_latest_event() -> None:
     async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
         await connect(app, pilot, clock)
-        app.receive(batch(ev(EventKind.CLOSED, CLIENT, 2, duration=1.5, source=Source.DESTROY),
-                          at=2))
+        app.receive(batch(ev(EventKind.CLOSED, CLIENT, 2, duration=1.5, source=Source.DESTROY), at=2))
         app.tick()
         await pilot.press("slash", *"event == closed and duration > 1s", "enter")
         assert [ln.split()[1] for ln in table_lines(app)] == ["127.0.0.1:40000"]

@@ -42,8 +42,13 @@ def test_a_state_change_is_yellow_unless_still_new() -> None:
     b.apply_events([ev(EventKind.STATE, closing, old=TcpState.ESTABLISHED)], NOW)
     assert shown(b) == [(2323, 40000, Status.CHANGED)]
     assert b.rows[closing.key].endpoint.state is TcpState.CLOSE_WAIT
-    b.apply_events([ev(EventKind.OPENED, ep(40001, 2323, TcpState.SYN_SENT)),
-                    ev(EventKind.STATE, ep(40001, 2323), old=TcpState.SYN_SENT)], NOW)
+    b.apply_events(
+        [
+            ev(EventKind.OPENED, ep(40001, 2323, TcpState.SYN_SENT)),
+            ev(EventKind.STATE, ep(40001, 2323), old=TcpState.SYN_SENT),
+        ],
+        NOW,
+    )
     assert (40001, 2323, Status.NEW) in shown(b)
 
 
@@ -52,8 +57,7 @@ def test_closed_rows_are_red_for_the_linger_then_go() -> None:
     e = ep(40000, 2323, owners=(PYTHON,))
     b.apply_events([ev(EventKind.OPENED, e)], NOW)
     closed = e._replace(owners=(), tcp_info=info(sent=10))
-    b.apply_events([ev(EventKind.CLOSED, closed, 1.0, duration=1.0, source=Source.DESTROY)],
-                   NOW + 1)
+    b.apply_events([ev(EventKind.CLOSED, closed, 1.0, duration=1.0, source=Source.DESTROY)], NOW + 1)
     row = b.rows[e.key]
     assert row.status is Status.CLOSED and row.duration == 1.0
     assert row.owner == PYTHON  # the destroy message has no owner: the known one stays
@@ -90,8 +94,17 @@ def test_a_tracepoint_row_takes_its_cookie_when_a_dump_shows_it() -> None:
     b = board()
     traced = ep(40000, 2323, TcpState.SYN_SENT)._replace(cookie=None, inode=0)
     b.apply_events([ev(EventKind.OPENED, traced, source=Source.TRACE, process=PYTHON)], NOW)
-    b.apply_events([ev(EventKind.STATE, traced._replace(state=TcpState.ESTABLISHED),
-                       old=TcpState.SYN_SENT, source=Source.TRACE)], NOW)
+    b.apply_events(
+        [
+            ev(
+                EventKind.STATE,
+                traced._replace(state=TcpState.ESTABLISHED),
+                old=TcpState.SYN_SENT,
+                source=Source.TRACE,
+            )
+        ],
+        NOW,
+    )
     assert len(b) == 1
     dumped = ep(40000, 2323, cookie=77)
     b.apply_delta({dumped.key: dumped}, set(), NOW + 1, NOW + 1)
@@ -107,8 +120,7 @@ def test_a_tracepoint_close_finds_the_row_by_its_addresses() -> None:
     b = board()
     b.apply_delta({e.key: e for e in [ep(40000, 2323)]}, set(), NOW, NOW)
     wiped = ep(40000, 2323, TcpState.CLOSE)._replace(cookie=None)
-    b.apply_events([ev(EventKind.STATE, wiped, old=TcpState.ESTABLISHED, source=Source.TRACE)],
-                   NOW)
+    b.apply_events([ev(EventKind.STATE, wiped, old=TcpState.ESTABLISHED, source=Source.TRACE)], NOW)
     assert len(b) == 1 and shown(b)[0][2] is Status.CHANGED
     # But a cookie never matches another cookie's row by address.
     other = ep(40000, 2323, cookie=999)
@@ -156,14 +168,19 @@ def test_view_filters_sorts_and_reverses() -> None:
     assert [r.endpoint.remote_port for r in b.view] == [2324, 9]
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["open", "change", "close", "dump", "tick"]),
-                         st.integers(0, 30), st.integers(0, 5)), max_size=80)
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["open", "change", "close", "dump", "tick"]), st.integers(0, 30), st.integers(0, 5)
+    ),
+    max_size=80,
+)
 
 
 @settings(max_examples=150, deadline=None)
 @given(OPS, st.sampled_from([c.name for c in COLUMNS]), st.booleans())
-def test_incremental_order_equals_a_full_sort(ops: list[tuple[str, int, int]], sort: str,
-                                              reverse: bool) -> None:
+def test_incremental_order_equals_a_full_sort(
+    ops: list[tuple[str, int, int]], sort: str, reverse: bool
+) -> None:
     """Whatever happens, the view is what sorting every accepted row from scratch gives."""
     b = board(linger=2.0, sort=sort)
     b.view.reverse = reverse
@@ -174,8 +191,17 @@ def test_incremental_order_equals_a_full_sort(ops: list[tuple[str, int, int]], s
         if op == "open":
             b.apply_events([ev(EventKind.OPENED, e, now - T0)], now)
         elif op == "change":
-            b.apply_events([ev(EventKind.STATE, e._replace(state=TcpState.CLOSE_WAIT),
-                               now - T0, old=TcpState.ESTABLISHED)], now)
+            b.apply_events(
+                [
+                    ev(
+                        EventKind.STATE,
+                        e._replace(state=TcpState.CLOSE_WAIT),
+                        now - T0,
+                        old=TcpState.ESTABLISHED,
+                    )
+                ],
+                now,
+            )
         elif op == "close":
             b.apply_events([ev(EventKind.CLOSED, e, now - T0)], now)
         elif op == "dump":
@@ -206,8 +232,7 @@ def test_only_a_dump_says_queued() -> None:
 
 
 def test_cell_formats_fit_their_columns() -> None:
-    assert [rtt_text(u) for u in (40, 9_999, 123_456, 3_040_000)] == \
-        ["0.04ms", "10.00ms", "123ms", "3.04s"]
+    assert [rtt_text(u) for u in (40, 9_999, 123_456, 3_040_000)] == ["0.04ms", "10.00ms", "123ms", "3.04s"]
     assert [size_text(n) for n in (None, 830, 12_400, 3_100_000)] == ["", "830B", "12.4kB", "3.1MB"]
     assert [age_text(s) for s in (0.4, 12, 302, 11_220)] == ["0.4s", "12s", "5m02s", "3h07m"]
 

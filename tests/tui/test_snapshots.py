@@ -27,8 +27,7 @@ from tests.tui.test_app import make_app
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 SIZE = (132, 34)
 
-LISTENER = ep(2323, None, TcpState.LISTEN, laddr="0.0.0.0", owners=(SERVER,), send_q=4, drops=3,
-              recv_q=2)
+LISTENER = ep(2323, None, TcpState.LISTEN, laddr="0.0.0.0", owners=(SERVER,), send_q=4, drops=3, recv_q=2)
 UDP = ep(5353, None, TcpState.CLOSE, proto=Proto.UDP, owners=(SERVER,))
 
 
@@ -47,8 +46,9 @@ def compare(name: str, text: str) -> None:
     assert path.exists(), f"no snapshot {path.name}: run with SOCKSCOPE_UPDATE_SNAPSHOTS=1"
     want = path.read_text(encoding="utf-8").rstrip("\n")
     if text != want:
-        diff = "\n".join(difflib.unified_diff(want.splitlines(), text.splitlines(),
-                                              "snapshot", "screen", lineterm=""))
+        diff = "\n".join(
+            difflib.unified_diff(want.splitlines(), text.splitlines(), "snapshot", "screen", lineterm="")
+        )
         pytest.fail(f"{name} differs from its snapshot:\n{diff}")
 
 
@@ -62,12 +62,16 @@ async def busy(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
     half = ep(2323, 40200, TcpState.SYN_RECV, inode=0)
     new = ep(40300, 2323, owners=(PYTHON,))
     closing = srv._replace(state=TcpState.CLOSE_WAIT)
-    app.receive(batch(ev(EventKind.OPENED, new, 1.5),
-                      ev(EventKind.STATE, closing, 1.6, old=TcpState.ESTABLISHED),
-                      ev(EventKind.OPENED, ep(40400, 2323), 1.7, source=Source.TRACE),
-                      ev(EventKind.CLOSED, ep(40400, 2323), 1.7, duration=0.0003,
-                         source=Source.DESTROY),
-                      at=2, table=[LISTENER, UDP, cli, closing, new, half, *queued]))
+    app.receive(
+        batch(
+            ev(EventKind.OPENED, new, 1.5),
+            ev(EventKind.STATE, closing, 1.6, old=TcpState.ESTABLISHED),
+            ev(EventKind.OPENED, ep(40400, 2323), 1.7, source=Source.TRACE),
+            ev(EventKind.CLOSED, ep(40400, 2323), 1.7, duration=0.0003, source=Source.DESTROY),
+            at=2,
+            table=[LISTENER, UDP, cli, closing, new, half, *queued],
+        )
+    )
     app.tick()
     await pilot.pause()
 

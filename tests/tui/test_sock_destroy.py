@@ -25,8 +25,7 @@ from tests.tui.helpers import ep
 
 
 def test_request_layout_matches_inet_diag_h() -> None:
-    sid = SockId(4, 6, ip_address("127.0.0.1"), 45082, ip_address("10.1.2.3"), 2323, 7,
-                 0x1122334455667788)
+    sid = SockId(4, 6, ip_address("127.0.0.1"), 45082, ip_address("10.1.2.3"), 2323, 7, 0x1122334455667788)
     msg = build_sock_destroy(sid, seq=9)
     length, mtype, flags, seq, pid = NLMSGHDR.unpack_from(msg, 0)
     assert (length, mtype, flags, seq, pid) == (len(msg), SOCK_DESTROY, 0x01 | NLM_F_ACK, 9, 0)
@@ -77,20 +76,23 @@ class FakeDiag:
     def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0, /) -> int:
         seq = NLMSGHDR.unpack_from(self.sent[-1], 0)[3]
         reply = _ack(seq, self.err)
-        buffer[:len(reply)] = reply
+        buffer[: len(reply)] = reply
         return len(reply)
 
     def close(self) -> None:
         pass
 
 
-@pytest.mark.parametrize(("err", "words"), [
-    (errno.EPERM, "CAP_NET_ADMIN"),
-    (errno.EOPNOTSUPP, "CONFIG_INET_DIAG_DESTROY"),
-    (errno.ENOENT, "already gone"),
-    (errno.ESTALE, "already gone"),
-    (errno.EINVAL, "EINVAL"),
-])
+@pytest.mark.parametrize(
+    ("err", "words"),
+    [
+        (errno.EPERM, "CAP_NET_ADMIN"),
+        (errno.EOPNOTSUPP, "CONFIG_INET_DIAG_DESTROY"),
+        (errno.ENOENT, "already gone"),
+        (errno.ESTALE, "already gone"),
+        (errno.EINVAL, "EINVAL"),
+    ],
+)
 def test_refusals_say_why(err: int, words: str) -> None:
     fake = FakeDiag(err)
     with pytest.raises(CloseError, match=words) as info:
@@ -193,6 +195,12 @@ except CloseError as exc:
 
 
 def test_without_the_privilege_the_message_says_so(netns: str) -> None:
-    out = subprocess.run([sys.executable, "-c", UNPRIVILEGED, netns], check=False, capture_output=True,
-                         text=True, timeout=30, env={**os.environ, "PYTHONPATH": "src"})
+    out = subprocess.run(
+        [sys.executable, "-c", UNPRIVILEGED, netns],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": "src"},
+    )
     assert "CAP_NET_ADMIN" in out.stdout, out.stderr

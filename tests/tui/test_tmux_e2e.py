@@ -19,8 +19,9 @@ import pytest
 
 from tests.helpers.netns import socket_in
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
-                                reason="tmux is not installed (apt-get install tmux)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"
+)
 RED = "38;2;255;64;64"
 ROOT = Path(__file__).parents[2]
 
@@ -31,13 +32,31 @@ class Tmux:
     def __init__(self, command: list[str]) -> None:
         self.socket = f"sockscope-e2e-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "COLORTERM": "truecolor", "PYTHONPATH": str(ROOT / "src")}
-        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "150", "-y", "40",
-                  " ".join(command), env=env)
+        self.tmux(
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "top",
+            "-x",
+            "150",
+            "-y",
+            "40",
+            " ".join(command),
+            env=env,
+        )
         self.tmux("set-option", "-t", "top", "remain-on-exit", "on")
 
     def tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, text=True,
-                              capture_output=True, env=env, timeout=10).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            check=True,
+            text=True,
+            capture_output=True,
+            env=env,
+            timeout=10,
+        ).stdout
 
     def screen(self, colors: bool = False) -> str:
         return self.tmux("capture-pane", "-p", "-t", "top", *(["-e"] if colors else []))
@@ -45,8 +64,9 @@ class Tmux:
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", "top", *keys)
 
-    def wait(self, cond: Callable[[str], bool], what: str, timeout: float = 20.0,
-             colors: bool = False) -> str:
+    def wait(
+        self, cond: Callable[[str], bool], what: str, timeout: float = 20.0, colors: bool = False
+    ) -> str:
         deadline = time.monotonic() + timeout
         while True:
             text = self.screen(colors)
@@ -60,16 +80,32 @@ class Tmux:
         return self.tmux("list-panes", "-t", "top", "-F", "#{pane_dead}").strip() == "1"
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], check=False,
-                       capture_output=True, timeout=10)
+        subprocess.run(
+            ["tmux", "-L", self.socket, "kill-server"], check=False, capture_output=True, timeout=10
+        )
         tmpdir = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
         (tmpdir / self.socket).unlink(missing_ok=True)  # kill-server leaves the socket file
 
 
 @pytest.fixture
 def top(netns: str) -> Iterator[Tmux]:
-    term = Tmux([sys.executable, "-m", "sockscope", "top", "--netns", netns, "-n",
-                 "--refresh", "0.3", "--interval", "0.3", "--linger", "30s"])
+    term = Tmux(
+        [
+            sys.executable,
+            "-m",
+            "sockscope",
+            "top",
+            "--netns",
+            netns,
+            "-n",
+            "--refresh",
+            "0.3",
+            "--interval",
+            "0.3",
+            "--linger",
+            "30s",
+        ]
+    )
     try:
         yield term
     finally:
@@ -92,8 +128,9 @@ def test_see_filter_close_quit(netns: str, top: Tmux) -> None:
         top.wait(lambda s: "filter, e.g." in s, "the filter bar")
         top.keys("-l", f"lport == {port}")
         top.keys("Enter")
-        screen = top.wait(lambda s: f"filter: lport == {port}" in s and "LISTEN" not in
-                          s.split("Listener")[0], "the filter")
+        screen = top.wait(
+            lambda s: f"filter: lport == {port}" in s and "LISTEN" not in s.split("Listener")[0], "the filter"
+        )
         rows = [ln for ln in screen.splitlines() if ln.startswith("tcp ")]
         assert len(rows) == 1 and f"127.0.0.1:{port}" in rows[0] and "ESTABLISHED" in rows[0]
         # Close it, with the confirmation.

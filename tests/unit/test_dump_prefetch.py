@@ -33,9 +33,24 @@ PER_CHUNK = 300  # 300 * 88 bytes: a "full" chunk, as the kernel's are
 
 
 def _socket_msg(port: int, flags: int = NLM_F_MULTI) -> bytes:
-    body = INET_DIAG_MSG.pack(2, 1, 0, 0, port.to_bytes(2, "big"), b"\0\x50",
-                              bytes([127, 0, 0, 1]) + bytes(12), bytes([10, 0, 0, 2]) + bytes(12),
-                              0, port, 0, 0, 0, 0, 0, 1000 + port)
+    body = INET_DIAG_MSG.pack(
+        2,
+        1,
+        0,
+        0,
+        port.to_bytes(2, "big"),
+        b"\0\x50",
+        bytes([127, 0, 0, 1]) + bytes(12),
+        bytes([10, 0, 0, 2]) + bytes(12),
+        0,
+        port,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1000 + port,
+    )
     return build_nlmsg(SOCK_DIAG_BY_FAMILY, flags, 1, body)
 
 
@@ -44,8 +59,7 @@ def _done() -> bytes:
 
 
 def _chunks(count: int, done: bool = True) -> list[bytes]:
-    chunks = [b"".join(_socket_msg(c * PER_CHUNK + i) for i in range(PER_CHUNK))
-              for c in range(count)]
+    chunks = [b"".join(_socket_msg(c * PER_CHUNK + i) for i in range(PER_CHUNK)) for c in range(count)]
     if done:
         chunks[-1] += _done()
     return chunks
@@ -64,6 +78,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     def counted(*args: object) -> object:
         made.append(real(*args))  # type: ignore[arg-type]
         return made[-1]
+
     monkeypatch.setattr(netlink, "_Prefetcher", counted)
     return made
 
@@ -77,8 +92,11 @@ def test_a_long_dump_comes_out_whole_and_in_order(started: list[object]) -> None
 
 
 def test_a_short_dump_starts_no_thread(started: list[object]) -> None:
-    rows, _ = read_dump(ReplaySocket([_socket_msg(1), _socket_msg(2) + _done()]), b"",
-                        inet_chunk_parser(Proto.TCP, {}, "", attrs=False))
+    rows, _ = read_dump(
+        ReplaySocket([_socket_msg(1), _socket_msg(2) + _done()]),
+        b"",
+        inet_chunk_parser(Proto.TCP, {}, "", attrs=False),
+    )
     assert [e.local_port for e in rows] == [1, 2] and not started
 
 

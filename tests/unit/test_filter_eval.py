@@ -16,16 +16,33 @@ SERVICES = {"ssh": 22, "telnet": 23, "http": 80}
 USERS = {"root": 0, "alice": 1000}
 
 
-def make(proto: Proto = Proto.TCP, state: TcpState = TcpState.ESTABLISHED,
-         laddr: str | None = "127.0.0.1", lport: int = 22,
-         raddr: str | None = "127.0.0.1", rport: int | None = 40000,
-         family: int | None = None, **extra: object) -> Endpoint:
+def make(
+    proto: Proto = Proto.TCP,
+    state: TcpState = TcpState.ESTABLISHED,
+    laddr: str | None = "127.0.0.1",
+    lport: int = 22,
+    raddr: str | None = "127.0.0.1",
+    rport: int | None = 40000,
+    family: int | None = None,
+    **extra: object,
+) -> Endpoint:
     local = ip_address(laddr) if laddr is not None else None
     if family is None:
         family = local.version if local is not None else 0
-    base = Endpoint(proto, family, state, local, lport,
-                    ip_address(raddr) if raddr is not None else None, rport,
-                    0, 0, 1000, 1234, 99)
+    base = Endpoint(
+        proto,
+        family,
+        state,
+        local,
+        lport,
+        ip_address(raddr) if raddr is not None else None,
+        rport,
+        0,
+        0,
+        1000,
+        1234,
+        99,
+    )
     return base._replace(**extra)  # type: ignore[arg-type]
 
 
@@ -38,15 +55,25 @@ LISTENER = make(state=TcpState.LISTEN, laddr="0.0.0.0", lport=23, raddr=None, rp
 CLIENT = make(lport=40000, rport=22, laddr="10.1.2.3", raddr="192.168.1.9")
 V6 = make(laddr="::1", raddr="::1", lport=8080, rport=50000)
 MAPPED = make(laddr="::ffff:127.0.0.1", raddr="::ffff:10.0.0.7", lport=443, rport=50001)
-UDP = make(proto=Proto.UDP, state=TcpState.CLOSE, laddr="0.0.0.0", lport=53, raddr=None,
-           rport=None)
-UNIX = Endpoint(Proto.UNIX, 0, TcpState.LISTEN, None, 777, None, 0, 0, 0, 0, 777, 5,
-                path="/run/docker.sock")
+UDP = make(proto=Proto.UDP, state=TcpState.CLOSE, laddr="0.0.0.0", lport=53, raddr=None, rport=None)
+UNIX = Endpoint(Proto.UNIX, 0, TcpState.LISTEN, None, 777, None, 0, 0, 0, 0, 777, 5, path="/run/docker.sock")
 OWNED = make(owners=(Owner(10, "nginx", 3), Owner(11, "nginx-worker", 7)), netns="blue")
-INFO = make(tcp_info=tcp_info(rtt_us=250_000, snd_cwnd=10, total_retrans=3,
-                             bytes_sent=20_000_000, bytes_received=5_000_000), drops=4)
-ALL = {"listener": LISTENER, "client": CLIENT, "v6": V6, "mapped": MAPPED, "udp": UDP,
-       "unix": UNIX, "owned": OWNED, "info": INFO}
+INFO = make(
+    tcp_info=tcp_info(
+        rtt_us=250_000, snd_cwnd=10, total_retrans=3, bytes_sent=20_000_000, bytes_received=5_000_000
+    ),
+    drops=4,
+)
+ALL = {
+    "listener": LISTENER,
+    "client": CLIENT,
+    "v6": V6,
+    "mapped": MAPPED,
+    "udp": UDP,
+    "unix": UNIX,
+    "owned": OWNED,
+    "info": INFO,
+}
 
 
 def matching(text: str) -> set[str]:
@@ -54,61 +81,64 @@ def matching(text: str) -> set[str]:
     return {name for name, ep in ALL.items() if f.matches(ep)}
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("port == telnet", {"listener"}),
-    ("lport == 22", {"owned", "info"}),
-    ("port == 22", {"owned", "info", "client"}),
-    ("rport == 22", {"client"}),
-    # != is 'not ==': a listener has no remote port, so rport != 22 holds for it.
-    ("rport != 22", set(ALL) - {"client"}),
-    ("port != 22", set(ALL) - {"owned", "info", "client"}),
-    # No remote port: every ordering comparison is false.
-    ("rport < 100", {"client", "unix"}),  # a UNIX peer inode of 0 is a value
-    ("rport >= 0", {"client", "v6", "mapped", "owned", "info", "unix"}),
-    ("not rport >= 0", {"listener", "udp"}),
-    ("rport in 40000..50000", {"owned", "info", "v6"}),
-    ("port in {53 8080}", {"udp", "v6"}),
-    ("state == listen", {"listener", "unix"}),
-    ("state != listen", set(ALL) - {"listener", "unix"}),
-    ("state == unconn", {"udp"}),
-    ("state == connected", {"client", "v6", "mapped", "owned", "info"}),
-    ("proto == udp", {"udp"}),
-    ("proto != tcp", {"udp", "unix"}),
-    ("proto in {udp, unix}", {"udp", "unix"}),
-    ("tcp", set(ALL) - {"udp", "unix"}),
-    ("family == 6", {"v6", "mapped"}),
-    ("family == unix", {"unix"}),
-    ("ipv6", {"v6", "mapped"}),
-    ("laddr == 127.0.0.1", {"owned", "info", "mapped"}),  # v4-mapped reads as IPv4
-    ("laddr == ::ffff:127.0.0.1", {"owned", "info", "mapped"}),
-    ("raddr in 10.0.0.0/8", {"mapped"}),
-    ("addr in 10.0.0.0/8", {"mapped", "client"}),
-    ("addr == ::1", {"v6"}),
-    ("laddr in ::/0", {"v6"}),  # a mapped address is IPv4 here, not in ::/0
-    ("raddr in 0.0.0.0/0", {"owned", "info", "client", "mapped"}),  # no peer: no match
-    ("raddr != 10.0.0.7", set(ALL) - {"mapped"}),
-    ("src 10.1.2.3:40000", {"client"}),
-    ("dst 192.168.0.0/16:22", {"client"}),
-    ("pid == 11", {"owned"}),
-    ("pid != 11", set(ALL) - {"owned"}),  # no owner is pid 11
-    ("pid > 10", {"owned"}),
-    ("process == nginx", {"owned"}),
-    ("process ~ worker$", {"owned"}),
-    ("process ~ '^ngi'", {"owned"}),
-    ("netns == blue", {"owned"}),
-    ("path ~ docker", {"unix"}),
-    ("rtt > 200ms", {"info"}),
-    ("rtt < 200ms", set()),
-    ("not rtt < 200ms", set(ALL)),
-    ("bytes_sent > 10MB and bytes_received >= 5MB", {"info"}),
-    ("cwnd == 10 and retrans == 3", {"info"}),
-    ("drops > 0", {"info"}),
-    ("user == alice", set(ALL) - {"unix"}),
-    ("uid == 0", {"unix"}),
-    ("state established ( dport = :ssh or sport = :ssh )", {"client", "owned", "info"}),
-    ("exclude established", {"listener", "udp", "unix"}),
-    ("", set(ALL)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("port == telnet", {"listener"}),
+        ("lport == 22", {"owned", "info"}),
+        ("port == 22", {"owned", "info", "client"}),
+        ("rport == 22", {"client"}),
+        # != is 'not ==': a listener has no remote port, so rport != 22 holds for it.
+        ("rport != 22", set(ALL) - {"client"}),
+        ("port != 22", set(ALL) - {"owned", "info", "client"}),
+        # No remote port: every ordering comparison is false.
+        ("rport < 100", {"client", "unix"}),  # a UNIX peer inode of 0 is a value
+        ("rport >= 0", {"client", "v6", "mapped", "owned", "info", "unix"}),
+        ("not rport >= 0", {"listener", "udp"}),
+        ("rport in 40000..50000", {"owned", "info", "v6"}),
+        ("port in {53 8080}", {"udp", "v6"}),
+        ("state == listen", {"listener", "unix"}),
+        ("state != listen", set(ALL) - {"listener", "unix"}),
+        ("state == unconn", {"udp"}),
+        ("state == connected", {"client", "v6", "mapped", "owned", "info"}),
+        ("proto == udp", {"udp"}),
+        ("proto != tcp", {"udp", "unix"}),
+        ("proto in {udp, unix}", {"udp", "unix"}),
+        ("tcp", set(ALL) - {"udp", "unix"}),
+        ("family == 6", {"v6", "mapped"}),
+        ("family == unix", {"unix"}),
+        ("ipv6", {"v6", "mapped"}),
+        ("laddr == 127.0.0.1", {"owned", "info", "mapped"}),  # v4-mapped reads as IPv4
+        ("laddr == ::ffff:127.0.0.1", {"owned", "info", "mapped"}),
+        ("raddr in 10.0.0.0/8", {"mapped"}),
+        ("addr in 10.0.0.0/8", {"mapped", "client"}),
+        ("addr == ::1", {"v6"}),
+        ("laddr in ::/0", {"v6"}),  # a mapped address is IPv4 here, not in ::/0
+        ("raddr in 0.0.0.0/0", {"owned", "info", "client", "mapped"}),  # no peer: no match
+        ("raddr != 10.0.0.7", set(ALL) - {"mapped"}),
+        ("src 10.1.2.3:40000", {"client"}),
+        ("dst 192.168.0.0/16:22", {"client"}),
+        ("pid == 11", {"owned"}),
+        ("pid != 11", set(ALL) - {"owned"}),  # no owner is pid 11
+        ("pid > 10", {"owned"}),
+        ("process == nginx", {"owned"}),
+        ("process ~ worker$", {"owned"}),
+        ("process ~ '^ngi'", {"owned"}),
+        ("netns == blue", {"owned"}),
+        ("path ~ docker", {"unix"}),
+        ("rtt > 200ms", {"info"}),
+        ("rtt < 200ms", set()),
+        ("not rtt < 200ms", set(ALL)),
+        ("bytes_sent > 10MB and bytes_received >= 5MB", {"info"}),
+        ("cwnd == 10 and retrans == 3", {"info"}),
+        ("drops > 0", {"info"}),
+        ("user == alice", set(ALL) - {"unix"}),
+        ("uid == 0", {"unix"}),
+        ("state established ( dport = :ssh or sport = :ssh )", {"client", "owned", "info"}),
+        ("exclude established", {"listener", "udp", "unix"}),
+        ("", set(ALL)),
+    ],
+)
 def test_matches(text: str, expected: set[str]) -> None:
     assert matching(text) == expected
 
@@ -120,18 +150,20 @@ def test_new_syn_recv_reads_as_syn_recv() -> None:
     assert parse_filter("state == connected").matches(ep)
 
 
-@pytest.mark.parametrize(("text", "processes", "tcp_info", "memory"), [
-    ("port == 22", False, False, False),
-    ("pid == 1 or port == 2", True, False, False),
-    ("process ~ x", True, False, False),
-    ("rtt > 1s", False, True, False),
-    ("not bytes_received > 0", False, True, False),
-    ("drops > 0 and program == x", True, False, True),
-])
+@pytest.mark.parametrize(
+    ("text", "processes", "tcp_info", "memory"),
+    [
+        ("port == 22", False, False, False),
+        ("pid == 1 or port == 2", True, False, False),
+        ("process ~ x", True, False, False),
+        ("rtt > 1s", False, True, False),
+        ("not bytes_received > 0", False, True, False),
+        ("drops > 0 and program == x", True, False, True),
+    ],
+)
 def test_needs(text: str, processes: bool, tcp_info: bool, memory: bool) -> None:
     f = parse_filter(text)
-    assert (f.needs_processes, f.needs_tcp_info, f.needs_memory) == (processes, tcp_info,
-                                                                     memory)
+    assert (f.needs_processes, f.needs_tcp_info, f.needs_memory) == (processes, tcp_info, memory)
 
 
 def test_needs_sets_cover_the_registry() -> None:

@@ -34,15 +34,29 @@ def error(text: str) -> FilterError:
 
 # -- lexer ----------------------------------------------------------------------------
 
+
 def test_lexer_kinds_and_columns() -> None:
     toks = tokenize("port==22&&!(laddr in {10.0.0.0/8, ::1}) || p ~ 'a b'")
     assert [(t.kind, t.text, t.start) for t in toks] == [
-        (Tok.WORD, "port", 0), (Tok.OP, "==", 4), (Tok.WORD, "22", 6), (Tok.AND, "&&", 8),
-        (Tok.NOT, "!", 10), (Tok.LPAREN, "(", 11), (Tok.WORD, "laddr", 12),
-        (Tok.WORD, "in", 18), (Tok.LBRACE, "{", 21), (Tok.WORD, "10.0.0.0/8", 22),
-        (Tok.COMMA, ",", 32), (Tok.WORD, "::1", 34), (Tok.RBRACE, "}", 37),
-        (Tok.RPAREN, ")", 38), (Tok.OR, "||", 40), (Tok.WORD, "p", 43), (Tok.OP, "~", 45),
-        (Tok.STRING, "a b", 47), (Tok.EOF, "", 52),
+        (Tok.WORD, "port", 0),
+        (Tok.OP, "==", 4),
+        (Tok.WORD, "22", 6),
+        (Tok.AND, "&&", 8),
+        (Tok.NOT, "!", 10),
+        (Tok.LPAREN, "(", 11),
+        (Tok.WORD, "laddr", 12),
+        (Tok.WORD, "in", 18),
+        (Tok.LBRACE, "{", 21),
+        (Tok.WORD, "10.0.0.0/8", 22),
+        (Tok.COMMA, ",", 32),
+        (Tok.WORD, "::1", 34),
+        (Tok.RBRACE, "}", 37),
+        (Tok.RPAREN, ")", 38),
+        (Tok.OR, "||", 40),
+        (Tok.WORD, "p", 43),
+        (Tok.OP, "~", 45),
+        (Tok.STRING, "a b", 47),
+        (Tok.EOF, "", 52),
     ]
 
 
@@ -56,11 +70,14 @@ def test_lexer_string_escapes() -> None:
     assert tok.text == 'a"b\\c'
 
 
-@pytest.mark.parametrize(("text", "column", "fragment"), [
-    ("port == 22 & lport == 1", 11, "did you mean '&&'"),
-    ("a | b", 2, "did you mean '||'"),
-    ("process ~ 'nginx", 10, "unterminated string"),
-])
+@pytest.mark.parametrize(
+    ("text", "column", "fragment"),
+    [
+        ("port == 22 & lport == 1", 11, "did you mean '&&'"),
+        ("a | b", 2, "did you mean '||'"),
+        ("process ~ 'nginx", 10, "unterminated string"),
+    ],
+)
 def test_lexer_errors(text: str, column: int, fragment: str) -> None:
     err = error(text)
     assert err.column == column
@@ -68,6 +85,7 @@ def test_lexer_errors(text: str, column: int, fragment: str) -> None:
 
 
 # -- trees ---------------------------------------------------------------------------
+
 
 def test_canonical_atoms() -> None:
     assert tree("port == telnet") == Cmp("port", "==", 23)
@@ -79,7 +97,8 @@ def test_canonical_atoms() -> None:
     assert tree("state == listen") == StateIn(frozenset({TcpState.LISTEN}))
     assert tree("state == connected") == StateIn(CONNECTED_STATES)
     assert tree("state in {established, close_wait}") == StateIn(
-        frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT}))
+        frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT})
+    )
     assert tree("state != listen") == StateIn(ALL_STATES - {TcpState.LISTEN})
     assert tree("not state == listen") == tree("state != listen")
     assert tree("process ~ ngin.") == Regex("process", "ngin.")
@@ -105,11 +124,9 @@ def test_units() -> None:
 
 def test_precedence_and_juxtaposition() -> None:
     a, b, c = Cmp("lport", "==", 1), Cmp("lport", "==", 2), Cmp("lport", "==", 3)
-    assert tree("lport == 1 or lport == 2 and lport == 3") == Or((a, tree("lport == 2 and "
-                                                                          "lport == 3")))
+    assert tree("lport == 1 or lport == 2 and lport == 3") == Or((a, tree("lport == 2 and lport == 3")))
     assert tree("lport == 2 lport == 3") == tree("lport == 2 && lport == 3")
-    assert tree("(lport == 1 or lport == 2) lport == 3") == tree(
-        "(lport == 1 || lport == 2) and lport == 3")
+    assert tree("(lport == 1 or lport == 2) lport == 3") == tree("(lport == 1 || lport == 2) and lport == 3")
     assert tree("lport == 1 or lport == 2 or lport == 3") == Or((a, b, c))  # flat
     assert tree("not not lport == 1") == a
     assert tree("!(lport == 1)") == Not(a)
@@ -122,88 +139,98 @@ def test_wireshark_aliases_and_bare_words() -> None:
     assert tree("tcp and ipv6") == tree("proto == tcp and family == 6")
 
 
-@pytest.mark.parametrize(("ss", "ours"), [
-    ("state established", "state == established"),
-    ("state connected", "state == connected"),
-    ("state synchronized", "state in {synchronized}"),
-    ("state established state syn-sent", "state in {established, syn-sent}"),
-    ("exclude listening", "state != listen"),
-    ("state all exclude time-wait", "state != time_wait"),
-    ("sport = :ssh", "lport == ssh"),
-    ("sport == :22", "tcp.srcport == 22"),
-    ("sport eq :22", "lport == 22"),
-    ("dport != :80", "rport != 80"),
-    ("dport ne :http", "not rport == 80"),
-    ("sport >= :1024", "lport >= 1024"),
-    ("sport ge :1024", "lport >= 1024"),
-    ("sport lt :1024", "lport < 1024"),
-    ("dport gt :1024", "rport > 1024"),
-    ("dport le :1024", "rport <= 1024"),
-    ("src 127.0.0.1", "laddr == 127.0.0.1"),
-    ("src 127.0.0.1", "laddr in 127.0.0.1/32"),
-    ("dst 10.0.0.0/8", "raddr in 10.0.0.0/8"),
-    ("dst 10.0.0.0/8:443", "raddr in 10.0.0.0/8 and rport == 443"),
-    ("src [::1]:22", "laddr == ::1 and lport == 22"),
-    ("src [::1]", "laddr == ::1"),
-    ("src ::1", "laddr == ::1"),
-    ("src *:22", "lport == 22"),
-    ("src :ssh", "lport == 22"),
-    ("dst ::ffff:10.0.0.1", "raddr == 10.0.0.1"),
-    ("state established ( dport = :ssh or sport = :ssh )",
-     "state == established and (rport == ssh or lport == ssh)"),
-    ("state established '( dport = :ssh or sport = :ssh )'",
-     "state == established && (rport == 22 || lport == 22)"),
-    ("not dst 10.0.0.1", "raddr != 10.0.0.1"),
-    ("sport = :22 and not dport = :22", "lport == 22 && !(rport == 22)"),
-])
+@pytest.mark.parametrize(
+    ("ss", "ours"),
+    [
+        ("state established", "state == established"),
+        ("state connected", "state == connected"),
+        ("state synchronized", "state in {synchronized}"),
+        ("state established state syn-sent", "state in {established, syn-sent}"),
+        ("exclude listening", "state != listen"),
+        ("state all exclude time-wait", "state != time_wait"),
+        ("sport = :ssh", "lport == ssh"),
+        ("sport == :22", "tcp.srcport == 22"),
+        ("sport eq :22", "lport == 22"),
+        ("dport != :80", "rport != 80"),
+        ("dport ne :http", "not rport == 80"),
+        ("sport >= :1024", "lport >= 1024"),
+        ("sport ge :1024", "lport >= 1024"),
+        ("sport lt :1024", "lport < 1024"),
+        ("dport gt :1024", "rport > 1024"),
+        ("dport le :1024", "rport <= 1024"),
+        ("src 127.0.0.1", "laddr == 127.0.0.1"),
+        ("src 127.0.0.1", "laddr in 127.0.0.1/32"),
+        ("dst 10.0.0.0/8", "raddr in 10.0.0.0/8"),
+        ("dst 10.0.0.0/8:443", "raddr in 10.0.0.0/8 and rport == 443"),
+        ("src [::1]:22", "laddr == ::1 and lport == 22"),
+        ("src [::1]", "laddr == ::1"),
+        ("src ::1", "laddr == ::1"),
+        ("src *:22", "lport == 22"),
+        ("src :ssh", "lport == 22"),
+        ("dst ::ffff:10.0.0.1", "raddr == 10.0.0.1"),
+        (
+            "state established ( dport = :ssh or sport = :ssh )",
+            "state == established and (rport == ssh or lport == ssh)",
+        ),
+        (
+            "state established '( dport = :ssh or sport = :ssh )'",
+            "state == established && (rport == 22 || lport == 22)",
+        ),
+        ("not dst 10.0.0.1", "raddr != 10.0.0.1"),
+        ("sport = :22 and not dport = :22", "lport == 22 && !(rport == 22)"),
+    ],
+)
 def test_ss_syntax_gives_the_same_tree(ss: str, ours: str) -> None:
     assert tree(ss) == tree(ours)
 
 
 def test_ss_state_runs() -> None:
-    assert tree("exclude listening exclude closed") == StateIn(
-        ALL_STATES - {TcpState.LISTEN, TcpState.CLOSE})
+    assert tree("exclude listening exclude closed") == StateIn(ALL_STATES - {TcpState.LISTEN, TcpState.CLOSE})
     assert tree("state synchronized exclude established") == StateIn(
-        SYNCHRONIZED_STATES - {TcpState.ESTABLISHED})
+        SYNCHRONIZED_STATES - {TcpState.ESTABLISHED}
+    )
     # With operators it is our syntax, where juxtaposition is 'and'.
-    assert tree("state == listen state == established") == tree(
-        "state == listen and state == established")
+    assert tree("state == listen state == established") == tree("state == listen and state == established")
 
 
 # -- errors ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "column", "message"), [
-    ("prot == tcp", 0, "unknown field 'prot'; did you mean 'proto'?"),
-    ("lprot == 22", 0, "unknown field 'lprot'; did you mean 'lport'?"),
-    ("tcp.prot == 22", 0, "unknown field 'tcp.prot'; did you mean 'tcp.port'?"),
-    ("state == estab1ished", 9, "unknown state 'estab1ished'; did you mean 'established'?"),
-    ("proto == tpc", 9, "unknown protocol 'tpc'; did you mean 'tcp'?"),
-    ("port == banana", 8, "'banana' is not a port number or a known service name"),
-    ("port == 70000", 8, "port 70000 is out of range (0..65535)"),
-    ("laddr > 5", 6, "'>' does not apply to 'laddr' (address); use ==, != or in"),
-    ("state < listen", 6, "'<' does not apply to 'state' (state); use ==, != or in"),
-    ("port ~ 22", 5, "'~' matches text; 'port' is a port"),
-    ("laddr == 5", 9, "'5' is not an IP address or network"),
-    ("rtt > 5parsecs", 6, "'5parsecs' is not a duration (e.g. 5s, 200ms)"),
-    ("send_q > 10XB", 9, "'10XB' is not a size"),
-    ("user == nobody_here", 8, "'nobody_here' is not a user id or a known user name"),
-    ("port in 100..10", 8, "empty range '100..10': 100 is above 10"),
-    ("port", 4, "expected an operator after 'port'"),
-    ("port 22", 5, "expected an operator after 'port'"),
-    ("port ==", 7, "expected a value after '=='"),
-    ("(port == 22", 11, "expected ')' to close the '(' at column 1"),
-    ("port == 22)", 10, "unbalanced ')'"),
-    ("()", 1, "empty parentheses"),
-    ("port in {}", 8, "empty set"),
-    ("port in {1 2", 8, "unclosed '{'"),
-    ("port == 22 or", 13, "expected a field name, '(' or 'not'"),
-    ("port == 22 in", 11, "expected 'and', 'or' or the end of the filter, found 'in'"),
-    ("listen", 0, "'listen' is a state, not a field; write 'state == listen'"),
-    ("80", 0, "expected a field name before '80'"),
-    ("port < {1 2}", 5, "a set needs 'in'"),
-    ("process ~ '('", 10, "bad regular expression"),
-    ("src 10.0.0.1:", 4, "'10.0.0.1:' has no port after ':'"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "column", "message"),
+    [
+        ("prot == tcp", 0, "unknown field 'prot'; did you mean 'proto'?"),
+        ("lprot == 22", 0, "unknown field 'lprot'; did you mean 'lport'?"),
+        ("tcp.prot == 22", 0, "unknown field 'tcp.prot'; did you mean 'tcp.port'?"),
+        ("state == estab1ished", 9, "unknown state 'estab1ished'; did you mean 'established'?"),
+        ("proto == tpc", 9, "unknown protocol 'tpc'; did you mean 'tcp'?"),
+        ("port == banana", 8, "'banana' is not a port number or a known service name"),
+        ("port == 70000", 8, "port 70000 is out of range (0..65535)"),
+        ("laddr > 5", 6, "'>' does not apply to 'laddr' (address); use ==, != or in"),
+        ("state < listen", 6, "'<' does not apply to 'state' (state); use ==, != or in"),
+        ("port ~ 22", 5, "'~' matches text; 'port' is a port"),
+        ("laddr == 5", 9, "'5' is not an IP address or network"),
+        ("rtt > 5parsecs", 6, "'5parsecs' is not a duration (e.g. 5s, 200ms)"),
+        ("send_q > 10XB", 9, "'10XB' is not a size"),
+        ("user == nobody_here", 8, "'nobody_here' is not a user id or a known user name"),
+        ("port in 100..10", 8, "empty range '100..10': 100 is above 10"),
+        ("port", 4, "expected an operator after 'port'"),
+        ("port 22", 5, "expected an operator after 'port'"),
+        ("port ==", 7, "expected a value after '=='"),
+        ("(port == 22", 11, "expected ')' to close the '(' at column 1"),
+        ("port == 22)", 10, "unbalanced ')'"),
+        ("()", 1, "empty parentheses"),
+        ("port in {}", 8, "empty set"),
+        ("port in {1 2", 8, "unclosed '{'"),
+        ("port == 22 or", 13, "expected a field name, '(' or 'not'"),
+        ("port == 22 in", 11, "expected 'and', 'or' or the end of the filter, found 'in'"),
+        ("listen", 0, "'listen' is a state, not a field; write 'state == listen'"),
+        ("80", 0, "expected a field name before '80'"),
+        ("port < {1 2}", 5, "a set needs 'in'"),
+        ("process ~ '('", 10, "bad regular expression"),
+        ("src 10.0.0.1:", 4, "'10.0.0.1:' has no port after ':'"),
+    ],
+)
 def test_errors(text: str, column: int, message: str) -> None:
     err = error(text)
     assert err.column == column, err.render()
@@ -214,8 +241,7 @@ def test_errors(text: str, column: int, message: str) -> None:
 def test_error_render_has_caret_under_fault() -> None:
     err = error("state == listen and prot == tcp")
     lines = err.render().splitlines()
-    assert lines[0] == ("bad filter at column 21: unknown field 'prot'; did you mean "
-                        "'proto'?")
+    assert lines[0] == ("bad filter at column 21: unknown field 'prot'; did you mean 'proto'?")
     assert lines[1] == "  state == listen and prot == tcp"
     assert lines[2] == "  " + " " * 20 + "^"
     assert str(err) == "unknown field 'prot'; did you mean 'proto'? (column 21)"
@@ -225,7 +251,7 @@ def test_error_render_has_caret_under_fault() -> None:
 def test_error_inside_quoted_subfilter_points_into_it() -> None:
     err = error("state established '( dport = :nope )'")
     assert err.column == 29
-    assert err.expression[err.column:].startswith(":nope")
+    assert err.expression[err.column :].startswith(":nope")
 
 
 def test_without_resolvers_names_are_refused() -> None:
@@ -255,13 +281,24 @@ def test_long_flat_expressions_do_not_recurse() -> None:
 
 # -- help ------------------------------------------------------------------------------
 
+
 def test_help_lists_every_field_and_the_ss_syntax() -> None:
     text = render_filter_help()
     for field in FIELDS:
         line = next(li for li in text.splitlines() if li.split()[:1] == [field.name])
         assert field.kind.value in line and field.example in line
-    for needle in ("tcp.port", "ip.addr", "connected", "synchronized", "listening",
-                   "sport = :ssh", "dst 10.0.0.0/8:443", "10MB", "200ms", "'!=' means"):
+    for needle in (
+        "tcp.port",
+        "ip.addr",
+        "connected",
+        "synchronized",
+        "listening",
+        "sport = :ssh",
+        "dst 10.0.0.0/8:443",
+        "10MB",
+        "200ms",
+        "'!=' means",
+    ):
         assert needle in text, needle
     for example in [li.strip() for li in text.split("Examples\n")[1].splitlines()]:
         parse_filter(example, SERVICES.get, USERS.get)  # every example parses

@@ -10,13 +10,45 @@ import pytest
 PKG = Path(__file__).parents[2] / "src" / "sockscope"
 PURE = ["model", "wire", "render"]
 FORBIDDEN_CALLS = {
-    "open", "socket", "listdir", "scandir", "readlink", "read_text", "read_bytes", "write_text",
-    "Popen", "run", "check_output", "system", "time", "monotonic", "perf_counter", "sleep",
-    "getservbyport", "getservbyname", "gethostbyaddr", "getnameinfo", "getpwnam", "getpwuid",
-    "now", "stat", "setns",
+    "open",
+    "socket",
+    "listdir",
+    "scandir",
+    "readlink",
+    "read_text",
+    "read_bytes",
+    "write_text",
+    "Popen",
+    "run",
+    "check_output",
+    "system",
+    "time",
+    "monotonic",
+    "perf_counter",
+    "sleep",
+    "getservbyport",
+    "getservbyname",
+    "gethostbyaddr",
+    "getnameinfo",
+    "getpwnam",
+    "getpwuid",
+    "now",
+    "stat",
+    "setns",
 }
-FORBIDDEN_IMPORTS = {"subprocess", "socket", "os", "time", "pathlib", "pwd", "ctypes",
-                     "select", "sockscope.sources", "sockscope.api", "sockscope.cli"}
+FORBIDDEN_IMPORTS = {
+    "subprocess",
+    "socket",
+    "os",
+    "time",
+    "pathlib",
+    "pwd",
+    "ctypes",
+    "select",
+    "sockscope.sources",
+    "sockscope.api",
+    "sockscope.cli",
+}
 
 
 def pure_files() -> list[Path]:
@@ -45,6 +77,5 @@ def test_the_check_catches_io(tmp_path: Path) -> None:
     """The walker itself must notice an open() call, or the test above proves nothing."""
     bad = "import os\ndef f():\n    return open('/proc/net/tcp').read()\n"
     tree = ast.parse(bad)
-    calls = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)
-             and isinstance(n.func, ast.Name)]
+    calls = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
     assert "open" in calls and "open" in FORBIDDEN_CALLS

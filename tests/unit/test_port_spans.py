@@ -37,8 +37,13 @@ def test_port_spans_are_what_every_match_must_have() -> None:
     # Under "and" the narrowest; under "or" all of them, or none when one side has none.
     assert spans("rport > 1024 and lport == 80") == (PortSpan(True, 80, 80),)
     assert spans("lport == 80 or rport == 443") == (PortSpan(True, 80, 80), PortSpan(False, 443, 443))
-    for unrestricted in ("not port == 80", "port == 80 or process ~ nginx", "state == listen",
-                         "lport >= 0", "event == closed"):
+    for unrestricted in (
+        "not port == 80",
+        "port == 80 or process ~ nginx",
+        "state == listen",
+        "lport >= 0",
+        "event == closed",
+    ):
         assert spans(unrestricted) is None, unrestricted
 
 
@@ -46,7 +51,8 @@ def test_the_tracepoint_filter_names_the_families_and_ports() -> None:
     assert filter_expression(None, (4, 6)) == "protocol == 6"
     assert filter_expression([(True, 80, 80), (False, 8000, 8100)], (6,)) == (
         "protocol == 6 && family == 10 && (newstate == 10 || sport == 0 || oldstate == 2 "
-        "|| sport == 80 || (dport >= 8000 && dport <= 8100))")
+        "|| sport == 80 || (dport >= 8000 && dport <= 8100))"
+    )
     assert "sport" not in filter_expression([(True, p, p) for p in range(100)], (4,))
     # connect()'s first record has local port 0: it passes when a local span may hold the
     # port connect() will pick, and need not otherwise (the remote port is known).
@@ -85,13 +91,13 @@ span = st.tuples(st.booleans(), port, port).map(lambda t: (t[0], min(t[1:]), max
 
 
 @given(st.lists(span, min_size=1, max_size=MAX_SPANS), port, port)
-def test_the_destroy_filter_keeps_exactly_the_spans_ports(ports: list[tuple[bool, int, int]],
-                                                            local: int, remote: int) -> None:
+def test_the_destroy_filter_keeps_exactly_the_spans_ports(
+    ports: list[tuple[bool, int, int]], local: int, remote: int
+) -> None:
     program = port_filter(ports)
     assert program is not None
     # Either end: a reset socket's addresses are rebuilt from its peer's message.
-    wanted = remote == 0 or any(lo <= local <= hi or lo <= remote <= hi
-                                for _is_local, lo, hi in ports)
+    wanted = remote == 0 or any(lo <= local <= hi or lo <= remote <= hi for _is_local, lo, hi in ports)
     assert (run_bpf(program, message(local, remote)) != 0) == wanted
 
 
@@ -101,25 +107,54 @@ def test_too_many_spans_make_no_destroy_filter() -> None:
 
 
 ATOMS = st.one_of(
-    st.builds(lambda f, op, v: f"{f} {op} {v}", st.sampled_from(["port", "lport", "rport"]),
-              st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), port),
-    st.builds(lambda f, a, b: f"{f} in {{{a}, {min(a, b)}..{max(a, b)}}}",
-              st.sampled_from(["port", "lport", "rport"]), port, port),
+    st.builds(
+        lambda f, op, v: f"{f} {op} {v}",
+        st.sampled_from(["port", "lport", "rport"]),
+        st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+        port,
+    ),
+    st.builds(
+        lambda f, a, b: f"{f} in {{{a}, {min(a, b)}..{max(a, b)}}}",
+        st.sampled_from(["port", "lport", "rport"]),
+        port,
+        port,
+    ),
     st.sampled_from(["state == established", "proto == tcp", "uid == 0", "laddr == 127.0.0.1"]),
 )
-FILTERS = st.recursive(ATOMS, lambda inner: st.one_of(
-    st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
-    st.builds(lambda a, b: f"({a}) or ({b})", inner, inner),
-    st.builds(lambda a: f"not ({a})", inner)), max_leaves=6)
+FILTERS = st.recursive(
+    ATOMS,
+    lambda inner: st.one_of(
+        st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
+        st.builds(lambda a, b: f"({a}) or ({b})", inner, inner),
+        st.builds(lambda a: f"not ({a})", inner),
+    ),
+    max_leaves=6,
+)
 
 
 @given(FILTERS, port, st.one_of(st.none(), port), st.sampled_from(list(TcpState)))
-def test_every_match_has_a_port_in_the_spans(text: str, local: int, remote: int | None,
-                                             state: TcpState) -> None:
+def test_every_match_has_a_port_in_the_spans(
+    text: str, local: int, remote: int | None, state: TcpState
+) -> None:
     flt = parse_filter(text)
-    ep = Endpoint(Proto.TCP, 4, state, IPv4Address("127.0.0.1"), local,
-                  None if remote is None else IPv4Address("127.0.0.2"), remote, 0, 0, 0, 1, 1)
+    ep = Endpoint(
+        Proto.TCP,
+        4,
+        state,
+        IPv4Address("127.0.0.1"),
+        local,
+        None if remote is None else IPv4Address("127.0.0.2"),
+        remote,
+        0,
+        0,
+        0,
+        1,
+        1,
+    )
     ports = flt.pushdown().ports
     if ports is not None and flt.matches(ep):
-        assert any(lo <= (local if s.local else remote if remote is not None else -1) <= hi
-                   for s in ports for lo, hi in [(s.lo, s.hi)]), (text, ep)
+        assert any(
+            lo <= (local if s.local else remote if remote is not None else -1) <= hi
+            for s in ports
+            for lo, hi in [(s.lo, s.hi)]
+        ), (text, ep)

@@ -15,27 +15,51 @@ from sockscope.render.events import event_record, render_event_json
 
 names = st.text(min_size=0, max_size=12)  # any text: quotes, backslashes, non-ASCII
 owners = st.builds(Owner, st.integers(1, 2**22), names, st.integers(-1, 2**16))
-addresses = st.one_of(st.none(), st.builds(IPv4Address, st.integers(0, 2**32 - 1)),
-                      st.builds(IPv6Address, st.integers(0, 2**128 - 1)),
-                      st.just(InternedIPv4Address("127.0.0.1")))
-infos = st.one_of(st.none(), st.builds(
-    TcpInfo, *[st.integers(0, 2**40)] * 20))
+addresses = st.one_of(
+    st.none(),
+    st.builds(IPv4Address, st.integers(0, 2**32 - 1)),
+    st.builds(IPv6Address, st.integers(0, 2**128 - 1)),
+    st.just(InternedIPv4Address("127.0.0.1")),
+)
+infos = st.one_of(st.none(), st.builds(TcpInfo, *[st.integers(0, 2**40)] * 20))
 maybe_int = st.one_of(st.none(), st.integers(0, 2**64 - 1))
 seconds = st.floats(0, 1e7, allow_nan=False)
 
 endpoints = st.builds(
-    Endpoint, st.sampled_from(list(Proto)), st.sampled_from([0, 4, 6]),
-    st.sampled_from(list(TcpState)), addresses, st.integers(0, 65535), addresses,
-    st.one_of(st.none(), st.integers(0, 65535)), st.integers(0, 2**31), st.integers(0, 2**31),
-    maybe_int, st.integers(0, 2**32), maybe_int, st.integers(0, 2**16), st.none(), infos,
-    owners=st.lists(owners, max_size=3).map(tuple), path=st.one_of(st.none(), names),
-    peer_inode=maybe_int, sock_type=st.one_of(st.none(), st.sampled_from(["stream", "dgram"])))
+    Endpoint,
+    st.sampled_from(list(Proto)),
+    st.sampled_from([0, 4, 6]),
+    st.sampled_from(list(TcpState)),
+    addresses,
+    st.integers(0, 65535),
+    addresses,
+    st.one_of(st.none(), st.integers(0, 65535)),
+    st.integers(0, 2**31),
+    st.integers(0, 2**31),
+    maybe_int,
+    st.integers(0, 2**32),
+    maybe_int,
+    st.integers(0, 2**16),
+    st.none(),
+    infos,
+    owners=st.lists(owners, max_size=3).map(tuple),
+    path=st.one_of(st.none(), names),
+    peer_inode=maybe_int,
+    sock_type=st.one_of(st.none(), st.sampled_from(["stream", "dgram"])),
+)
 
 events = st.builds(
-    Event, st.sampled_from(list(EventKind)), endpoints, seconds, st.floats(1e9, 2e9),
-    st.sampled_from(list(Source)), old_state=st.one_of(st.none(), st.sampled_from(list(TcpState))),
-    duration=st.one_of(st.none(), seconds), amount=st.one_of(st.none(), st.integers(0, 10**6)),
-    process=st.one_of(st.none(), owners))
+    Event,
+    st.sampled_from(list(EventKind)),
+    endpoints,
+    seconds,
+    st.floats(1e9, 2e9),
+    st.sampled_from(list(Source)),
+    old_state=st.one_of(st.none(), st.sampled_from(list(TcpState))),
+    duration=st.one_of(st.none(), seconds),
+    amount=st.one_of(st.none(), st.integers(0, 10**6)),
+    process=st.one_of(st.none(), owners),
+)
 
 
 @given(events)

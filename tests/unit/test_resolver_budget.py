@@ -34,11 +34,14 @@ def test_a_stalled_lookup_does_not_hold_the_process_at_exit() -> None:
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    code = ("import time; from ipaddress import ip_address; "
-            "from sockscope.sources.resolver import resolve_hosts; "
-            "print(resolve_hosts([ip_address('10.9.9.9')], 0.2, lambda a: time.sleep(30)))")
+    code = (
+        "import time; from ipaddress import ip_address; "
+        "from sockscope.sources.resolver import resolve_hosts; "
+        "print(resolve_hosts([ip_address('10.9.9.9')], 0.2, lambda a: time.sleep(30)))"
+    )
     start = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=20, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=20, check=True
+    ).stdout
     assert out.strip() == "{}"
     assert time.monotonic() - start < 5

@@ -26,8 +26,13 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "ftrace"
 FORMAT = (FIXTURES / "format.txt").read_text()
 HEX = (FIXTURES / "pages.hex").read_text().splitlines()
 PAGES = [bytes.fromhex(ln) for ln in HEX if ln and not ln.startswith("#")]
-PORTS = [int(w.rstrip(",.")) for ln in HEX if ln.startswith("# IPv") for w in ln.split()
-         if w.rstrip(",.").isdigit()]
+PORTS = [
+    int(w.rstrip(",."))
+    for ln in HEX
+    if ln.startswith("# IPv")
+    for w in ln.split()
+    if w.rstrip(",.").isdigit()
+]
 LAYOUT = parse_format(FORMAT)
 
 
@@ -36,9 +41,11 @@ def _records() -> list[StateChange]:
 
 
 def _connection(recs: list[StateChange], server: int, client: int) -> list[tuple[object, ...]]:
-    return [(r.local_port, r.remote_port, r.old_state, r.new_state) for r in recs
-            if {r.local_port, r.remote_port} & {server, client}
-            or (r.local_port == 0 and r.remote_port == server)]
+    return [
+        (r.local_port, r.remote_port, r.old_state, r.new_state)
+        for r in recs
+        if {r.local_port, r.remote_port} & {server, client} or (r.local_port == 0 and r.remote_port == server)
+    ]
 
 
 def test_the_format_file_gives_the_layout() -> None:
@@ -48,7 +55,8 @@ def test_the_format_file_gives_the_layout() -> None:
 
 @pytest.mark.parametrize(("family", "address", "first"), [(4, "127.0.0.1", 0), (6, "::1", 2)])
 def test_a_recorded_connection_decodes_transition_by_transition(
-        family: int, address: str, first: int) -> None:
+    family: int, address: str, first: int
+) -> None:
     server, client = PORTS[first], PORTS[first + 1]
     recs = [r for r in _records() if r.family == family]
     S = TcpState  # noqa: N806 - short, in a table of transitions
@@ -83,9 +91,23 @@ def test_times_never_go_back_within_a_page() -> None:
 
 # -- built pages: the ring buffer's other event types -------------------------------------
 
+
 def _payload(layout: Layout, event_id: int, old: int, new: int, sport: int) -> bytes:
-    values = (event_id, 0, 4242, old, new, sport, 80, 2, 6, bytes([127, 0, 0, 1]),
-              bytes([127, 0, 0, 2]), bytes(16), bytes(16))
+    values = (
+        event_id,
+        0,
+        4242,
+        old,
+        new,
+        sport,
+        80,
+        2,
+        6,
+        bytes([127, 0, 0, 1]),
+        bytes([127, 0, 0, 2]),
+        bytes(16),
+        bytes(16),
+    )
     return layout.record.pack(*values)
 
 
@@ -105,12 +127,16 @@ def test_time_extends_padding_and_long_records_are_followed() -> None:
     extend = struct.pack("<II", 30 | (3 << 5), 2)  # delta 3 + (2 << 27)
     padding = struct.pack("<II", 29 | (9 << 5), 8) + bytes(4)  # a discarded event: 4 + 8 bytes
     other = _data(_payload(LAYOUT, LAYOUT.event_id + 1, 7, 10, 9), 1)  # another event id
-    page = _page([_data(rec, 100), long, extend, padding, other,
-                  _data(_payload(LAYOUT, LAYOUT.event_id, 10, 7, 2), 7)])
+    page = _page(
+        [_data(rec, 100), long, extend, padding, other, _data(_payload(LAYOUT, LAYOUT.event_id, 10, 7, 2), 7)]
+    )
     res = decode_page(page, LAYOUT)
     t0 = 10_000_000_000
     assert [(r.local_port, round(r.mono * 1e9)) for r in res.records] == [
-        (1, t0 + 100), (1, t0 + 105), (2, t0 + 105 + 3 + (2 << 27) + 1 + 7)]
+        (1, t0 + 100),
+        (1, t0 + 105),
+        (2, t0 + 105 + 3 + (2 << 27) + 1 + 7),
+    ]
     assert res.records[0].remote_address == ip_address("127.0.0.2")
     assert not res.missed
 

@@ -38,20 +38,28 @@ def replay(name: str) -> ReplaySocket:
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
 def test_recorded_dump_decodes_to_expected(proto: str) -> None:
     sock = replay(f"primer-{proto}")
-    snap = snapshot(protocols=[proto], socket_factory=lambda: sock, source="netlink",
-                    tcp_info=proto == "tcp", memory=True)
+    snap = snapshot(
+        protocols=[proto], socket_factory=lambda: sock, source="netlink", tcp_info=proto == "tcp", memory=True
+    )
     expected = json.loads((FIXTURES / f"primer-{proto}.expected.json").read_text())
     assert [endpoint_record(e) for e in snap.endpoints] == expected
     # The requests we send are byte-identical to the recorded ones.
-    recorded = [bytes.fromhex(line[2:]) for line in
-                (FIXTURES / f"primer-{proto}.nlhex").read_text().splitlines()
-                if line.startswith("> ")]
+    recorded = [
+        bytes.fromhex(line[2:])
+        for line in (FIXTURES / f"primer-{proto}.nlhex").read_text().splitlines()
+        if line.startswith("> ")
+    ]
     assert sock.sent == recorded
 
 
 def test_tcp_fixture_holds_the_primer_states() -> None:
-    snap = snapshot(protocols=["tcp"], socket_factory=lambda: replay("primer-tcp"),
-                    source="netlink", tcp_info=True, memory=True)
+    snap = snapshot(
+        protocols=["tcp"],
+        socket_factory=lambda: replay("primer-tcp"),
+        source="netlink",
+        tcp_info=True,
+        memory=True,
+    )
     labels = {e.state.name for e in snap.endpoints}
     assert {"LISTEN", "ESTABLISHED", "TIME_WAIT", "CLOSE_WAIT", "FIN_WAIT2"} <= labels
     listener = next(e for e in snap.endpoints if e.state.name == "LISTEN" and e.family == 4)
@@ -68,8 +76,9 @@ def _msg(payload: bytes, flags: int = NLM_F_MULTI, mtype: int = SOCK_DIAG_BY_FAM
 
 
 def _diag_payload(sport: int = 23, extra: bytes = b"") -> bytes:
-    body = INET_DIAG_MSG.pack(2, 10, 0, 0, sport.to_bytes(2, "big"), b"\0\0", bytes(16),
-                              bytes(16), 0, 7, 0, 0, 0, 5, 0, 1234)
+    body = INET_DIAG_MSG.pack(
+        2, 10, 0, 0, sport.to_bytes(2, "big"), b"\0\0", bytes(16), bytes(16), 0, 7, 0, 0, 0, 5, 0, 1234
+    )
     return body + extra
 
 
@@ -123,21 +132,22 @@ def test_dump_intr_is_reported_and_retried() -> None:
     assert interrupted and rows[0].local_port == 23
     # snapshot() retries and keeps the consistent second dump, with no warning.
     sock = ReplaySocket([chunk, clean])
-    snap = snapshot(protocols=["tcp"], families=[4], socket_factory=lambda: sock,
-                    source="netlink")
+    snap = snapshot(protocols=["tcp"], families=[4], socket_factory=lambda: sock, source="netlink")
     assert [e.local_port for e in snap.endpoints] == [24]
     assert snap.warnings == ()
     # Always interrupted: the last dump is kept and the user is warned.
     sock = ReplaySocket([chunk, chunk, chunk])
-    snap = snapshot(protocols=["tcp"], families=[4], socket_factory=lambda: sock,
-                    source="netlink")
+    snap = snapshot(protocols=["tcp"], families=[4], socket_factory=lambda: sock, source="netlink")
     assert len(snap.endpoints) == 1
     assert any("NLM_F_DUMP_INTR" in w for w in snap.warnings)
 
 
 def test_fast_and_attribute_paths_agree_on_the_recording() -> None:
-    data = [bytes.fromhex(line) for line in (FIXTURES / "primer-tcp.nlhex").read_text().splitlines()
-            if line and not line.startswith(("#", ">"))]
+    data = [
+        bytes.fromhex(line)
+        for line in (FIXTURES / "primer-tcp.nlhex").read_text().splitlines()
+        if line and not line.startswith(("#", ">"))
+    ]
     for chunk in data:
         fast, full = parse_all(chunk, False), parse_all(chunk, True)
         assert [e._replace(tcp_info=None, drops=None, cgroup_id=None) for e in full] == fast

@@ -18,9 +18,18 @@ FIX = Path(__file__).parents[1] / "fixtures"
 
 
 def _key(rec: dict[str, object]) -> tuple[object, ...]:
-    return (rec["proto"], rec["family"], rec["state"], rec["local_address"],
-            rec["local_port"], rec["remote_address"], rec["remote_port"], rec["recv_q"],
-            rec["uid"], rec["inode"])
+    return (
+        rec["proto"],
+        rec["family"],
+        rec["state"],
+        rec["local_address"],
+        rec["local_port"],
+        rec["remote_address"],
+        rec["remote_port"],
+        rec["recv_q"],
+        rec["uid"],
+        rec["inode"],
+    )
 
 
 def test_procfs_tree_matches_the_netlink_recording() -> None:
@@ -46,12 +55,13 @@ def test_malformed_line_is_a_parse_error() -> None:
 
 
 def test_unix_listener_and_abstract_names() -> None:
-    text = ("Num RefCount Protocol Flags Type St Inode Path\n"
-            "0000: 00000002 00000000 00010000 0001 01 1111 /run/x.sock\n"
-            "0000: 00000003 00000000 00000000 0001 03 2222 @abstract\n")
+    text = (
+        "Num RefCount Protocol Flags Type St Inode Path\n"
+        "0000: 00000002 00000000 00010000 0001 01 1111 /run/x.sock\n"
+        "0000: 00000003 00000000 00000000 0001 03 2222 @abstract\n"
+    )
     recs = parse_proc_net_unix(text)
-    assert [(r.state, r.inode, r.path) for r in recs] == [(10, 1111, "/run/x.sock"),
-                                                          (1, 2222, "@abstract")]
+    assert [(r.state, r.inode, r.path) for r in recs] == [(10, 1111, "/run/x.sock"), (1, 2222, "@abstract")]
 
 
 def test_fd_link_parsing() -> None:

@@ -24,8 +24,9 @@ PORT = 2323
 
 def watch_jsonl(ns: str, *extra: str, seconds: float = 6.0) -> tuple[list[dict[str, object]], str]:
     out, err = io.StringIO(), io.StringIO()
-    code = main(["watch", "--netns", ns, "--jsonl", "--duration", f"{seconds}s", *extra],
-                Env(stdout=out, stderr=err))
+    code = main(
+        ["watch", "--netns", ns, "--jsonl", "--duration", f"{seconds}s", *extra], Env(stdout=out, stderr=err)
+    )
     assert code == 0, err.getvalue()
     return [json.loads(line) for line in out.getvalue().splitlines()], err.getvalue()
 
@@ -109,16 +110,31 @@ def test_other_namespaces_are_left_out(netns: str) -> None:
 def test_record_replay_stats_and_sigkill(netns: str, tmp_path: Path) -> None:
     db = tmp_path / "run.db"
     load = start_load(netns, 100, PORT, delay=0.5)
-    proc = subprocess.Popen([sys.executable, "-m", "sockscope", "watch", "--netns", netns,
-                             "--record", str(db), "--source", "poll,destroy"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sockscope",
+            "watch",
+            "--netns",
+            netns,
+            "--record",
+            str(db),
+            "--source",
+            "poll,destroy",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     load.communicate(timeout=30)
     time.sleep(2.5)  # more than the one-second commit interval
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     out, err = io.StringIO(), io.StringIO()
-    assert main(["replay", str(db), "--jsonl", "event == closed"], Env(stdout=out, stderr=err)) == 0, \
+    assert main(["replay", str(db), "--jsonl", "event == closed"], Env(stdout=out, stderr=err)) == 0, (
         err.getvalue()
+    )
     closed = [json.loads(x) for x in out.getvalue().splitlines()]
     assert ends(closed, "closed") == {"client": 100, "server": 100}
     out = io.StringIO()
@@ -132,8 +148,12 @@ def test_record_replay_stats_and_sigkill(netns: str, tmp_path: Path) -> None:
 def test_sigterm_removes_the_trace_instance_and_summarises(netns: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("the tracepoint source needs root")
-    proc = subprocess.Popen([sys.executable, "-m", "sockscope", "watch", "--netns", netns],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sockscope", "watch", "--netns", netns],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     instance = Path(f"/sys/kernel/tracing/instances/sockscope-{proc.pid}")
     deadline = time.monotonic() + 10
     while not instance.exists() and time.monotonic() < deadline:
@@ -163,11 +183,13 @@ def test_damaged_or_foreign_recordings_are_one_line_errors(tmp_path: Path, conte
 
 
 def test_bad_watch_arguments() -> None:
-    for argv, needle in ((["watch", "--source", "magic"], "unknown source"),
-                         (["watch", "--max-size", "5MB"], "--record"),
-                         (["watch", "--interval", "1ms"], "at least 10ms"),
-                         (["watch", "--duration", "soon"], "not a duration"),
-                         (["watch", "prot == tcp"], "did you mean")):
+    for argv, needle in (
+        (["watch", "--source", "magic"], "unknown source"),
+        (["watch", "--max-size", "5MB"], "--record"),
+        (["watch", "--interval", "1ms"], "at least 10ms"),
+        (["watch", "--duration", "soon"], "not a duration"),
+        (["watch", "prot == tcp"], "did you mean"),
+    ):
         err = io.StringIO()
         assert main(argv, Env(stdout=io.StringIO(), stderr=err)) == 2, argv
         assert needle in err.getvalue(), (argv, err.getvalue())
@@ -191,8 +213,9 @@ time.sleep(1)
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the tracepoint source needs root")
 def test_a_reused_four_tuple_keeps_its_connections_apart(netns: str) -> None:
-    load = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", REUSE, "1.5"],
-                            stdout=subprocess.PIPE, text=True)
+    load = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", REUSE, "1.5"], stdout=subprocess.PIPE, text=True
+    )
     events, _ = watch_jsonl(netns, seconds=4.5)
     pid = int(load.communicate(timeout=30)[0].split()[0])
     client = [e for e in events if e["event"] == "closed" and e["local_port"] == 40404]

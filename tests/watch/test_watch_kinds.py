@@ -57,8 +57,16 @@ def test_udp_bound_unbound_accept_and_drops(netns: str) -> None:
     with Watcher(query, interval=0.2) as watcher:
         t = threading.Thread(target=act)
         t.start()
-        events = collect(watcher, 10.0, {(EventKind.BOUND, 5300), (EventKind.UNBOUND, 5300),
-                                         (EventKind.ACCEPTED, 2500), (EventKind.DROPPED, 2500)})
+        events = collect(
+            watcher,
+            10.0,
+            {
+                (EventKind.BOUND, 5300),
+                (EventKind.UNBOUND, 5300),
+                (EventKind.ACCEPTED, 2500),
+                (EventKind.DROPPED, 2500),
+            },
+        )
         t.join()
     for c in clients + accepted:
         c.close()
@@ -73,8 +81,7 @@ def test_udp_bound_unbound_accept_and_drops(netns: str) -> None:
     assert dropped and all((e.amount or 0) > 0 for e in dropped)
 
 
-def test_a_destroy_overrun_is_counted_and_resynchronised(netns: str,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_destroy_overrun_is_counted_and_resynchronised(netns: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """ENOBUFS is never silent: a ``lost`` event, the count, and a dump finds the closes."""
     from sockscope.sources import destroy  # noqa: PLC0415
 
@@ -103,7 +110,9 @@ def test_a_destroy_overrun_is_counted_and_resynchronised(netns: str,
     lost = [e for e in events if e.kind is EventKind.LOST]
     assert lost and sum(e.amount or 0 for e in lost) == stats.destroy_overruns > 0
     assert stats.lost_closes > 0  # found by the dump, not by a destroy message
-    closed = {(e.endpoint.local_port, e.endpoint.remote_port) for e in events
-              if e.kind is EventKind.CLOSED and 2600 in (e.endpoint.local_port,
-                                                          e.endpoint.remote_port)}
+    closed = {
+        (e.endpoint.local_port, e.endpoint.remote_port)
+        for e in events
+        if e.kind is EventKind.CLOSED and 2600 in (e.endpoint.local_port, e.endpoint.remote_port)
+    }
     assert len(closed) == 2 * n  # every end, one way or the other

@@ -36,9 +36,11 @@ class Env:
         self.environ: dict[str, str] = {} if environ is None else environ
 
     def __repr__(self) -> str:
-        return (f"Env(stdout={self.stdout!r}, stderr={self.stderr!r}, "
-                f"stdin_isatty={self.stdin_isatty!r}, stdout_isatty={self.stdout_isatty!r}, "
-                f"width={self.width!r}, environ={self.environ!r})")
+        return (
+            f"Env(stdout={self.stdout!r}, stderr={self.stderr!r}, "
+            f"stdin_isatty={self.stdin_isatty!r}, stdout_isatty={self.stdout_isatty!r}, "
+            f"width={self.width!r}, environ={self.environ!r})"
+        )
 
     @classmethod
     def from_process(cls) -> Env:

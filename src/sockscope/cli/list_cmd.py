@@ -32,8 +32,12 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     """Register ``list`` and its flags (netstat/ss spelling, bundleable: ``-tanp``)."""
-    p = sub.add_parser("list", help="list endpoints (netstat/ss compatible)",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "list",
+        help="list endpoints (netstat/ss compatible)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_listing_flags(p)
     p.set_defaults(run=run)
 
@@ -48,29 +52,48 @@ def add_listing_flags(p: argparse.ArgumentParser) -> None:
     sel.add_argument("-x", "--unix", action="store_true", help="UNIX sockets")
     sel.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
     sel.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
-    sel.add_argument("-f", "--family", choices=("inet", "inet6", "unix"),
-                     help="address family, as netstat -f (inet: TCP and UDP over IPv4)")
+    sel.add_argument(
+        "-f",
+        "--family",
+        choices=("inet", "inet6", "unix"),
+        help="address family, as netstat -f (inet: TCP and UDP over IPv4)",
+    )
     cols = p.add_argument_group("columns")
-    cols.add_argument("-p", "--processes", action="store_true",
-                      help="owning processes (every holder: pid, name)")
+    cols.add_argument(
+        "-p", "--processes", action="store_true", help="owning processes (every holder: pid, name)"
+    )
     cols.add_argument("-e", "--extend", action="store_true", help="uid, inode and cookie")
-    cols.add_argument("-i", "--info", action="store_true",
-                      help="TCP info: rtt, cwnd, retransmits, bytes, delivery rate")
+    cols.add_argument(
+        "-i", "--info", action="store_true", help="TCP info: rtt, cwnd, retransmits, bytes, delivery rate"
+    )
     cols.add_argument("-o", "--timers", action="store_true", help="timers (netstat -o)")
-    cols.add_argument("--explain", action="store_true",
-                      help="a plain-language note on what each row means")
+    cols.add_argument("--explain", action="store_true", help="a plain-language note on what each row means")
     out = p.add_argument_group("output")
     out.add_argument("-s", "--summary", action="store_true", help="counts per protocol and state")
     out.add_argument("--ss", dest="ss_layout", action="store_true", help="ss's column layout")
     out.add_argument("-H", "--no-header", action="store_true", help="no header line")
     fmt = out.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_const", const="json", dest="format",
-                     help="one JSON document: header and an 'endpoints' array")
-    fmt.add_argument("--jsonl", action="store_const", const="jsonl", dest="format",
-                     help="one JSON object per endpoint per line")
+    fmt.add_argument(
+        "--json",
+        action="store_const",
+        const="json",
+        dest="format",
+        help="one JSON document: header and an 'endpoints' array",
+    )
+    fmt.add_argument(
+        "--jsonl",
+        action="store_const",
+        const="jsonl",
+        dest="format",
+        help="one JSON object per endpoint per line",
+    )
     fmt.add_argument("--csv", action="store_const", const="csv", dest="format", help="CSV")
-    p.add_argument("--source", choices=("auto", "netlink", "procfs"), default="auto",
-                   help="where to read sockets from (default: netlink, else /proc)")
+    p.add_argument(
+        "--source",
+        choices=("auto", "netlink", "procfs"),
+        default="auto",
+        help="where to read sockets from (default: netlink, else /proc)",
+    )
     add_notation_options(p)
 
 
@@ -100,8 +123,7 @@ def _listing(args: argparse.Namespace, env: Env) -> str:
     return format_listing(args, snap, endpoints, env)
 
 
-def format_listing(args: argparse.Namespace, snap: Snapshot, endpoints: list[Endpoint],
-                   env: Env) -> str:
+def format_listing(args: argparse.Namespace, snap: Snapshot, endpoints: list[Endpoint], env: Env) -> str:
     """The listing's text in the requested format."""
     fmt = args.format
     if fmt is not None:
@@ -117,8 +139,9 @@ def format_listing(args: argparse.Namespace, snap: Snapshot, endpoints: list[End
         if fmt == "jsonl":
             return "".join(line + "\n" for line in render_jsonl(endpoints, args.info, args.timers))
         if fmt == "csv":
-            return render_csv(endpoints, args.info, args.timers,
-                              unix=any(e.proto is Proto.UNIX for e in endpoints))
+            return render_csv(
+                endpoints, args.info, args.timers, unix=any(e.proto is Proto.UNIX for e in endpoints)
+            )
     if args.summary:
         from sockscope.render.summary import render_summary  # noqa: PLC0415 - lazy, as above
 
@@ -126,8 +149,12 @@ def format_listing(args: argparse.Namespace, snap: Snapshot, endpoints: list[End
     style = ListingStyle(
         layout="ss" if args.ss_layout else ("bsd" if args.bsd else "netstat"),
         notation=make_notation(args, endpoints),
-        processes=args.processes, extended=args.extend, timers=args.timers, info=args.info,
-        header=not args.no_header, explain=args.explain,
+        processes=args.processes,
+        extended=args.extend,
+        timers=args.timers,
+        info=args.info,
+        header=not args.no_header,
+        explain=args.explain,
     )
     title = _title(args, snap) if style.header and style.layout != "ss" else None
     return render_listing_text(endpoints, style, title)

@@ -48,21 +48,27 @@ def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     if only in (None, "list"):
         from sockscope.cli import list_cmd  # noqa: PLC0415 - lazy, see above
+
         list_cmd.add_parser(sub)
     if only in (None, "queues"):
         from sockscope.cli import queues_cmd  # noqa: PLC0415 - lazy, see above
+
         queues_cmd.add_parser(sub)
     if only in (None, "watch"):
         from sockscope.cli import watch_cmd  # noqa: PLC0415 - lazy, see above
+
         watch_cmd.add_parser(sub)
     if only in (None, "top"):
         from sockscope.cli import top_cmd  # noqa: PLC0415 - lazy, see above
+
         top_cmd.add_parser(sub)
     if only in (None, "replay", "stats"):
         from sockscope.cli import recording_cmd  # noqa: PLC0415 - lazy, see above
+
         recording_cmd.add_parsers(sub)
     if only in (None, "demo"):
         from sockscope.cli import demo_cmd  # noqa: PLC0415 - lazy, see above
+
         demo_cmd.add_parser(sub)
     if only in (None, "help"):
         help_p = sub.add_parser("help", help="help topics (filters)")
@@ -114,8 +120,9 @@ def _with_default_command(argv: list[str], interactive: bool = False) -> list[st
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     """Run one command; return its exit status (never raises for bad input)."""
     env = env or Env.from_process()
-    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv),
-                                      interactive=env.stdin_isatty and env.stdout_isatty)
+    args_list = _with_default_command(
+        list(sys.argv[1:] if argv is None else argv), interactive=env.stdin_isatty and env.stdout_isatty
+    )
     try:
         parser = build_parser(env, only=args_list[0] if args_list[0] in SUBCOMMANDS else None)
         args = _parse(parser, args_list)

@@ -68,13 +68,28 @@ def new_parser(env: Env, **kwargs: object) -> Parser:
 
 def add_notation_options(p: argparse.ArgumentParser) -> None:
     """Options every listing-like command shares."""
-    p.add_argument("-n", "--numeric", action="store_true",
-                   help="numeric addresses and ports (no service or host names)")
-    p.add_argument("--bsd", action="store_true",
-                   help="the primer's BSD notation: *.23 for a wildcard, *.* for no peer")
-    p.add_argument("--netns", metavar="NAME|PATH|PID",
-                   help="look inside another network namespace (as ss -N; needs root)")
-    p.add_argument("-F", "--filter", dest="filter_expr", metavar="EXPR", action="append",
-                   help="filter expression (see 'sockscope help filters'); may repeat")
-    p.add_argument("filter", nargs="*", metavar="FILTER",
-                   help="filter expression as trailing words, sockscope or ss syntax")
+    p.add_argument(
+        "-n", "--numeric", action="store_true", help="numeric addresses and ports (no service or host names)"
+    )
+    p.add_argument(
+        "--bsd", action="store_true", help="the primer's BSD notation: *.23 for a wildcard, *.* for no peer"
+    )
+    p.add_argument(
+        "--netns",
+        metavar="NAME|PATH|PID",
+        help="look inside another network namespace (as ss -N; needs root)",
+    )
+    p.add_argument(
+        "-F",
+        "--filter",
+        dest="filter_expr",
+        metavar="EXPR",
+        action="append",
+        help="filter expression (see 'sockscope help filters'); may repeat",
+    )
+    p.add_argument(
+        "filter",
+        nargs="*",
+        metavar="FILTER",
+        help="filter expression as trailing words, sockscope or ss syntax",
+    )

@@ -67,9 +67,14 @@ def selected_states(args: argparse.Namespace) -> frozenset[TcpState]:
     return CONNECTED_STATES
 
 
-def build_selection(args: argparse.Namespace, *, processes: bool = False,
-                    tcp_info: bool = False, memory: bool = False,
-                    states: frozenset[TcpState] | None = None) -> Selection:
+def build_selection(
+    args: argparse.Namespace,
+    *,
+    processes: bool = False,
+    tcp_info: bool = False,
+    memory: bool = False,
+    states: frozenset[TcpState] | None = None,
+) -> Selection:
     """Combine the flags with the filter's push-down into one query.
 
     Raises:
@@ -83,6 +88,7 @@ def build_selection(args: argparse.Namespace, *, processes: bool = False,
     bytecode, ports = None, None
     if text:
         from sockscope.model.filter import FilterError, parse_filter  # noqa: PLC0415 - lazy
+
         try:
             flt = parse_filter(text, resolve_service=resolve_service, resolve_user=resolve_user)
         except FilterError as exc:
@@ -99,10 +105,16 @@ def build_selection(args: argparse.Namespace, *, processes: bool = False,
         tcp_info = tcp_info or flt.needs_tcp_info
         memory = memory or flt.needs_memory
         predicate = flt
-    query = Query(protocols=protocols, families=families,
-                  kernel=KernelFilter(states=wanted, bytecode=bytecode, ports=ports),
-                  processes=processes, tcp_info=tcp_info, memory=memory,
-                  netns=args.netns, source=getattr(args, "source", "auto"))
+    query = Query(
+        protocols=protocols,
+        families=families,
+        kernel=KernelFilter(states=wanted, bytecode=bytecode, ports=ports),
+        processes=processes,
+        tcp_info=tcp_info,
+        memory=memory,
+        netns=args.netns,
+        source=getattr(args, "source", "auto"),
+    )
     return Selection(query, predicate)
 
 

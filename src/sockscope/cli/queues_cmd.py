@@ -42,23 +42,52 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     """Register ``queues``."""
-    p = sub.add_parser("queues", help="listeners' accept queues, backlogs, drops",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="list the waiting and half-open connections of each listener")
+    p = sub.add_parser(
+        "queues",
+        help="listeners' accept queues, backlogs, drops",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="list the waiting and half-open connections of each listener",
+    )
     p.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
     p.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
     p.add_argument("--explain", action="store_true", help="plain-language notes per row")
-    p.add_argument("--watch", nargs="?", const=1.0, type=units.interval, metavar="INTERVAL",
-                   help="refresh every INTERVAL seconds (default 1) until Ctrl-C")
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        const=1.0,
+        type=units.interval,
+        metavar="INTERVAL",
+        help="refresh every INTERVAL seconds (default 1) until Ctrl-C",
+    )
     p.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N refreshes")
-    p.add_argument("--warn", type=_percent, default=0.8, metavar="PCT",
-                   help="flag listeners at least this full (default 80%%)")
+    p.add_argument(
+        "--warn",
+        type=_percent,
+        default=0.8,
+        metavar="PCT",
+        help="flag listeners at least this full (default 80%%)",
+    )
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_const", const="json", dest="format",
-                     help="one JSON document with every listener and the counters")
-    fmt.add_argument("--jsonl", action="store_const", const="jsonl", dest="format",
-                     help="one JSON object per listener per line")
+    fmt.add_argument(
+        "--json",
+        action="store_const",
+        const="json",
+        dest="format",
+        help="one JSON document with every listener and the counters",
+    )
+    fmt.add_argument(
+        "--jsonl",
+        action="store_const",
+        const="jsonl",
+        dest="format",
+        help="one JSON object per listener per line",
+    )
     add_notation_options(p)
     p.set_defaults(run=run, source="auto")
 
@@ -83,6 +112,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         _print(args, env, _visible(selection, report), report, None, None, None)
         return 0
     from sockscope.cli.queues_watch import watch_queues  # noqa: PLC0415 - only with --watch
+
     return watch_queues(args, env, selection)
 
 
@@ -95,26 +125,40 @@ def _visible(selection: object, report: QueueReport) -> list[Listener]:
 
 def style_for(args: argparse.Namespace, env: Env) -> QueueStyle:
     """Numeric by default here: resolving names would slow a refresh."""
-    return QueueStyle(notation=Notation(bsd=args.bsd), bars=env.stdout_isatty,
-                      verbose=args.verbose, explain=args.explain, warn_fill=args.warn)
+    return QueueStyle(
+        notation=Notation(bsd=args.bsd),
+        bars=env.stdout_isatty,
+        verbose=args.verbose,
+        explain=args.explain,
+        warn_fill=args.warn,
+    )
 
 
-def _print(args: argparse.Namespace, env: Env, listeners: list[Listener], report: QueueReport,
-           before: dict[str, int] | None, peaks: dict[int, int] | None,
-           drops_since: dict[int, int] | None) -> None:
+def _print(
+    args: argparse.Namespace,
+    env: Env,
+    listeners: list[Listener],
+    report: QueueReport,
+    before: dict[str, int] | None,
+    peaks: dict[int, int] | None,
+    drops_since: dict[int, int] | None,
+) -> None:
     if args.format == "jsonl":
         for lst in listeners:
             env.stdout.write(json.dumps(listener_record(lst), separators=(",", ":")) + "\n")
         return
     if args.format == "json":
-        doc = {"time": report.snapshot.taken_at, "netns": report.snapshot.netns or None,
-               "somaxconn": report.somaxconn, "counters": report.counters.values,
-               "listeners": [listener_record(lst) for lst in listeners]}
+        doc = {
+            "time": report.snapshot.taken_at,
+            "netns": report.snapshot.netns or None,
+            "somaxconn": report.somaxconn,
+            "counters": report.counters.values,
+            "listeners": [listener_record(lst) for lst in listeners],
+        }
         env.stdout.write(json.dumps(doc, indent=1) + "\n")
         return
     lines = render_queues(listeners, style_for(args, env), peaks, drops_since)
-    delta = None if before is None else {k: v - before.get(k, v)
-                                         for k, v in report.counters.values.items()}
+    delta = None if before is None else {k: v - before.get(k, v) for k, v in report.counters.values.items()}
     lines += ["", render_counters(report.counters.values, delta)]
     env.stdout.write("\n".join(lines) + "\n")
 

@@ -39,8 +39,9 @@ def watch_queues(args: argparse.Namespace, env: Env, selection: Selection) -> in
             refreshes += 1
             if live is not None:
                 buf = io.StringIO()
-                _print(args, Env(stdout=buf, stdout_isatty=True), listeners, report,
-                       first_counters, peaks, since)
+                _print(
+                    args, Env(stdout=buf, stdout_isatty=True), listeners, report, first_counters, peaks, since
+                )
                 live.update(_text(buf.getvalue()))
             else:
                 if args.format is None:

@@ -27,17 +27,26 @@ example:
 #: Lines ``replay`` writes at a time.
 REPLAY_BATCH = 1000
 
+
 def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
     """Register ``replay`` and ``stats``."""
-    p = sub.add_parser("replay", help="print a recording's events", description=REPLAY_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "replay",
+        help="print a recording's events",
+        description=REPLAY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("file", help="a recording (sockscope watch --record FILE)")
     p.add_argument("filter", nargs="*", metavar="FILTER", help="filter expression")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per event")
     p.add_argument("--bsd", action="store_true", help="BSD notation (*.23, *.*)")
     p.set_defaults(run=run_replay)
-    s = sub.add_parser("stats", help="summarise a recording", description=STATS_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = sub.add_parser(
+        "stats",
+        help="summarise a recording",
+        description=STATS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("file", help="a recording (sockscope watch --record FILE)")
     s.set_defaults(run=run_stats)
 
@@ -56,16 +65,16 @@ def run_replay(args: argparse.Namespace, env: Env) -> int:
         from sockscope.sources.names import resolve_service, resolve_user  # noqa: PLC0415
 
         try:
-            matches = parse_filter(" ".join(args.filter), resolve_service=resolve_service,
-                                   resolve_user=resolve_user).matches
+            matches = parse_filter(
+                " ".join(args.filter), resolve_service=resolve_service, resolve_user=resolve_user
+            ).matches
         except FilterError as exc:
             raise UsageError(exc.render()) from None
     nt = Notation(bsd=args.bsd)
     lines: list[str] = []  # written a thousand at a time, however stdout is buffered
     try:
         for ev in read_events(args.file):
-            if matches is not None and ev.kind is not EventKind.LOST \
-                    and not matches(EventView(ev)):  # type: ignore[arg-type]
+            if matches is not None and ev.kind is not EventKind.LOST and not matches(EventView(ev)):  # type: ignore[arg-type]
                 continue
             lines.append(render_event_json(ev) if args.jsonl else render_event_line(ev, nt))
             if len(lines) >= REPLAY_BATCH:

@@ -37,29 +37,58 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     """Register ``top``."""
-    p = sub.add_parser("top", help="live table of connections, TCPView-like (Textual)",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "top",
+        help="live table of connections, TCPView-like (Textual)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("-t", "--tcp", action="store_true", help="TCP only")
     p.add_argument("-u", "--udp", action="store_true", help="UDP only")
     p.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
     p.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
     p.add_argument("-l", "--listening", action="store_true", help="start with listeners only (l)")
-    p.add_argument("--interval", type=units.interval, default=1.0, metavar="DUR",
-                   help="poll interval of the watch engine (default 1s)")
-    p.add_argument("--refresh", type=units.interval, default=1.0, metavar="DUR",
-                   help="screen refresh (default 1s)")
-    p.add_argument("--linger", type=units.duration, default=5.0, metavar="DUR",
-                   help="how long closed rows stay, in red (default 5s)")
-    p.add_argument("--source", default="auto", metavar="LIST",
-                   help="watch sources: auto, or a comma list of poll,destroy,trace")
-    p.add_argument("--no-processes", dest="processes", action="store_false",
-                   help="start without the process columns (p)")
-    p.add_argument("--no-tcp-info", dest="tcp_info", action="store_false",
-                   help="no RTT and byte counts while connections live (cheaper polls on "
-                        "busy hosts; closed ones still have their final counters)")
+    p.add_argument(
+        "--interval",
+        type=units.interval,
+        default=1.0,
+        metavar="DUR",
+        help="poll interval of the watch engine (default 1s)",
+    )
+    p.add_argument(
+        "--refresh", type=units.interval, default=1.0, metavar="DUR", help="screen refresh (default 1s)"
+    )
+    p.add_argument(
+        "--linger",
+        type=units.duration,
+        default=5.0,
+        metavar="DUR",
+        help="how long closed rows stay, in red (default 5s)",
+    )
+    p.add_argument(
+        "--source",
+        default="auto",
+        metavar="LIST",
+        help="watch sources: auto, or a comma list of poll,destroy,trace",
+    )
+    p.add_argument(
+        "--no-processes", dest="processes", action="store_false", help="start without the process columns (p)"
+    )
+    p.add_argument(
+        "--no-tcp-info",
+        dest="tcp_info",
+        action="store_false",
+        help="no RTT and byte counts while connections live (cheaper polls on "
+        "busy hosts; closed ones still have their final counters)",
+    )
     p.add_argument("--replay", metavar="FILE", help="play a recording instead of watching")
-    p.add_argument("--speed", type=float, default=1.0, metavar="X",
-                   help="replay speed (default 1: as recorded; 0: all at once)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="replay speed (default 1: as recorded; 0: all at once)",
+    )
     add_notation_options(p)
     p.set_defaults(run=run)
 
@@ -70,8 +99,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         env.error("sockscope top needs Textual: pip install 'sockscope[tui]'")
         return ExitStatus.ERROR
     if not (env.stdin_isatty and env.stdout_isatty):
-        raise UsageError("top needs a terminal; use 'sockscope watch' or 'sockscope list' "
-                         "in a pipe")
+        raise UsageError("top needs a terminal; use 'sockscope watch' or 'sockscope list' in a pipe")
     from sockscope.model.filter import FilterError, parse_filter  # noqa: PLC0415 - lazy
     from sockscope.sources.kill import read_privilege  # noqa: PLC0415
     from sockscope.sources.names import resolve_service, resolve_user  # noqa: PLC0415
@@ -82,10 +110,18 @@ def run(args: argparse.Namespace, env: Env) -> int:
         parse_filter(text, resolve_service=resolve_service, resolve_user=resolve_user)
     except FilterError as exc:
         raise UsageError(exc.render()) from None
-    options = TopOptions(refresh=args.refresh, linger=args.linger, filter_text=text,
-                         numeric=args.numeric, bsd=args.bsd, processes=args.processes,
-                         listening=args.listening, netns=args.netns or "",
-                         privilege=read_privilege(), can_act=not args.replay)
+    options = TopOptions(
+        refresh=args.refresh,
+        linger=args.linger,
+        filter_text=text,
+        numeric=args.numeric,
+        bsd=args.bsd,
+        processes=args.processes,
+        listening=args.listening,
+        netns=args.netns or "",
+        privilege=read_privilege(),
+        can_act=not args.replay,
+    )
     watcher: Watcher | None = None
     if args.replay:
         feed: Feed = _replay_feed(args)
@@ -110,8 +146,10 @@ def _owner_warning(watcher: Watcher) -> tuple[str, ...]:
     denied = watcher.owners.denied if watcher.owners is not None else 0
     if not denied or os.geteuid() == 0:
         return ()
-    return (f"not all processes could be examined ({denied} denied): only your own "
-            "processes' sockets show owners; run as root to see all",)
+    return (
+        f"not all processes could be examined ({denied} denied): only your own "
+        "processes' sockets show owners; run as root to see all",
+    )
 
 
 def _replay_feed(args: argparse.Namespace) -> Feed:
@@ -128,8 +166,9 @@ def _replay_feed(args: argparse.Namespace) -> Feed:
 def _watcher(args: argparse.Namespace) -> Watcher:
     from sockscope.watch import Watcher  # noqa: PLC0415
 
-    query = Query(protocols=selected_protocols(args), families=selected_families(args),
-                  processes=True, netns=args.netns)
+    query = Query(
+        protocols=selected_protocols(args), families=selected_families(args), processes=True, netns=args.netns
+    )
     watcher = Watcher(query, interval=args.interval, sources=_sources(args.source))
     # The engine builds its own query without tcp_info; the RTT and byte columns need
     # it, so ask for it from the next poll on.

@@ -51,23 +51,37 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     """Register ``watch``."""
-    p = sub.add_parser("watch", help="stream connection events (opened, state, closed...)",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "watch",
+        help="stream connection events (opened, state, closed...)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("-t", "--tcp", action="store_true", help="TCP only")
     p.add_argument("-u", "--udp", action="store_true", help="UDP only")
     p.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
     p.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
-    p.add_argument("--interval", type=units.interval, default=1.0, metavar="DUR",
-                   help="poll interval (default 1s, at least 10ms)")
-    p.add_argument("--source", default="auto", metavar="LIST",
-                   help="sources to use: auto, or a comma list of poll,destroy,trace")
+    p.add_argument(
+        "--interval",
+        type=units.interval,
+        default=1.0,
+        metavar="DUR",
+        help="poll interval (default 1s, at least 10ms)",
+    )
+    p.add_argument(
+        "--source",
+        default="auto",
+        metavar="LIST",
+        help="sources to use: auto, or a comma list of poll,destroy,trace",
+    )
     p.add_argument("--jsonl", action="store_true", help="one JSON object per event")
     p.add_argument("--record", metavar="FILE", help="append the events to an SQLite recording")
     stop = p.add_argument_group("stop conditions (Ctrl-C always stops cleanly)")
     stop.add_argument("--duration", type=units.duration, metavar="DUR", help="e.g. 30s, 5m")
     stop.add_argument("--count", type=units.count, metavar="N", help="after N events")
-    stop.add_argument("--max-size", type=units.size, metavar="SIZE",
-                      help="when the recording reaches SIZE (e.g. 50MB)")
+    stop.add_argument(
+        "--max-size", type=units.size, metavar="SIZE", help="when the recording reaches SIZE (e.g. 50MB)"
+    )
     add_notation_options(p)
     p.set_defaults(run=run, all=True)
 
@@ -78,8 +92,9 @@ def _sources(text: str) -> set[str] | None:
     chosen = {s.strip() for s in text.split(",") if s.strip()}
     bad = chosen - {"poll", "destroy", "trace"}
     if bad or not chosen:
-        raise UsageError(f"unknown source {', '.join(sorted(bad)) or text!r}; "
-                         "choose from poll, destroy, trace")
+        raise UsageError(
+            f"unknown source {', '.join(sorted(bad)) or text!r}; choose from poll, destroy, trace"
+        )
     return chosen | {"poll"}
 
 
@@ -108,16 +123,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if recorder is not None:
             # stats needs the listeners that existed before the first event to tell
             # accepted connections (service port local) from outgoing ones.
-            ports = sorted({e.local_port for e in watcher.table.values()
-                            if e.state is TcpState.LISTEN})
+            ports = sorted({e.local_port for e in watcher.table.values() if e.state is TcpState.LISTEN})
             recorder.set_meta("listening_ports", ",".join(map(str, ports)))
         for w in watcher.warnings:
             env.warn(w)
         in_kernel = watcher.stats.port_filtered
-        env.stderr.write(f"sockscope: watching{' ' + args.netns if args.netns else ''} with "
-                         f"{', '.join(watcher.stats.sources)} (Ctrl-C to stop)"
-                         + (f"; ports filtered in the kernel for {', '.join(in_kernel)}"
-                            if in_kernel else "") + "\n")
+        env.stderr.write(
+            f"sockscope: watching{' ' + args.netns if args.netns else ''} with "
+            f"{', '.join(watcher.stats.sources)} (Ctrl-C to stop)"
+            + (f"; ports filtered in the kernel for {', '.join(in_kernel)}" if in_kernel else "")
+            + "\n"
+        )
         env.stderr.flush()
         _stream(args, env, watcher, matches, recorder, shown)
     except KeyboardInterrupt:
@@ -151,8 +167,15 @@ def _open_recorder(args: argparse.Namespace) -> Recorder:
     from sockscope.record.sqlite import Recorder, RecordingError  # noqa: PLC0415
 
     try:
-        return Recorder(args.record, {"host": socket.gethostname(), "netns": args.netns or "",
-                                      "started": str(time.time()), "tool": "sockscope 0.1.0"})
+        return Recorder(
+            args.record,
+            {
+                "host": socket.gethostname(),
+                "netns": args.netns or "",
+                "started": str(time.time()),
+                "tool": "sockscope 0.1.0",
+            },
+        )
     except RecordingError as exc:
         raise UsageError(str(exc)) from None
 
@@ -201,17 +224,21 @@ class Shown:
 _OPENED, _CLOSED = EventKind.OPENED, EventKind.CLOSED
 
 
-def _stream(args: argparse.Namespace, env: Env, watcher: Watcher,
-            matches: Callable[[EventView], bool] | None, recorder: Recorder | None,
-            shown: Shown) -> None:
+def _stream(
+    args: argparse.Namespace,
+    env: Env,
+    watcher: Watcher,
+    matches: Callable[[EventView], bool] | None,
+    recorder: Recorder | None,
+    shown: Shown,
+) -> None:
     nt = Notation(bsd=args.bsd)
     until = None if args.duration is None else time.monotonic() + args.duration
     out = env.stdout
     render = render_event_json if args.jsonl else partial(render_event_line, nt=nt)
 
     def full() -> bool:
-        return recorder is not None and args.max_size is not None and \
-            recorder.size() >= args.max_size
+        return recorder is not None and args.max_size is not None and recorder.size() >= args.max_size
 
     lines: list[str] = []
 
@@ -259,11 +286,19 @@ def _summary(args: argparse.Namespace, env: Env, watcher: Watcher, shown: Shown)
     lines = [
         "events: " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"),
         f"connections seen: {shown.connections}",
-        f"lost events: {lost}" + (f" (kernel buffer overruns: destroy {stats.destroy_overruns},"
-                                  f" tracepoint {stats.trace_overruns})" if lost else ""),
+        f"lost events: {lost}"
+        + (
+            f" (kernel buffer overruns: destroy {stats.destroy_overruns}, tracepoint {stats.trace_overruns})"
+            if lost
+            else ""
+        ),
         f"closes reported without their destroy message: {recovered}"
-        + (f" (from the tracepoint {stats.closes_from_trace}, from a dump "
-           f"{stats.lost_closes}; their final counters are unknown)" if recovered else ""),
+        + (
+            f" (from the tracepoint {stats.closes_from_trace}, from a dump "
+            f"{stats.lost_closes}; their final counters are unknown)"
+            if recovered
+            else ""
+        ),
         f"sources: {', '.join(stats.sources)}",
     ]
     if stats.foreign:

@@ -76,7 +76,7 @@ def row(output: str, *columns: str) -> str | None:
     for line in output.splitlines():
         cells = line.split()
         for i in range(len(cells) - len(want) + 1):
-            if cells[i:i + len(want)] == want:
+            if cells[i : i + len(want)] == want:
                 return line
     return None
 

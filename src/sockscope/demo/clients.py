@@ -50,9 +50,11 @@ class ClientStats:
     def summary(self) -> str:
         """One line for people."""
         ports = len(set(self.local_ports))
-        return (f"{self.connections} connections from {ports} ephemeral ports, "
-                f"{self.downloads} downloads ({self.bytes_received} bytes), "
-                f"{self.refused} refused, {self.timeouts} timed out, {len(self.errors)} errors")
+        return (
+            f"{self.connections} connections from {ports} ephemeral ports, "
+            f"{self.downloads} downloads ({self.bytes_received} bytes), "
+            f"{self.refused} refused, {self.timeouts} timed out, {len(self.errors)} errors"
+        )
 
 
 class _Client:
@@ -69,7 +71,8 @@ class _Client:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.config.host, self.config.port),
-                min(self.config.connect_timeout, max(self.left(), 0.01)))
+                min(self.config.connect_timeout, max(self.left(), 0.01)),
+            )
         except TimeoutError:
             self.stats.timeouts += 1
             return None
@@ -137,14 +140,16 @@ async def _quit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
-async def run_clients(config: ClientsConfig,
-                      log: Callable[[str], None] | None = None) -> ClientStats:
+async def run_clients(config: ClientsConfig, log: Callable[[str], None] | None = None) -> ClientStats:
     """Run ``config.count`` clients until ``config.duration`` has passed."""
     stats = ClientStats()
     deadline = time.monotonic() + config.duration
     client = _Client(config, stats, deadline)
     roles: dict[str, Callable[[], Awaitable[None]]] = {
-        "idle": client.idle, "download": client.download, "short": client.short}
+        "idle": client.idle,
+        "download": client.download,
+        "short": client.short,
+    }
 
     async def one(index: int) -> None:
         role = config.mix[index % len(config.mix)]

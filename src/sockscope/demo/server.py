@@ -55,11 +55,11 @@ def open_listener(bind: str, port: int, backlog: int) -> socket.socket:
 class DemoServer:
     """Serves telnet sessions on one listening socket until stopped or its time runs out."""
 
-    def __init__(self, config: ServerConfig, sock: socket.socket | None = None,
-                 log: LogFn | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, sock: socket.socket | None = None, log: LogFn | None = None
+    ) -> None:
         self.config = config
-        self.sock = sock if sock is not None else open_listener(config.bind, config.port,
-                                                                config.backlog)
+        self.sock = sock if sock is not None else open_listener(config.bind, config.port, config.backlog)
         self.sock.setblocking(False)
         self.stats = ServerStats()
         self._log = log
@@ -175,8 +175,7 @@ class ServerThread:
         self.server = server
         self._duration = duration
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="sockscope-demo-server",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._main, name="sockscope-demo-server", daemon=True)
 
     def _main(self) -> None:
         async def main() -> None:
@@ -184,6 +183,7 @@ class ServerThread:
             await asyncio.sleep(0)
             self._ready.set()
             await task
+
         try:
             asyncio.run(main())
         finally:

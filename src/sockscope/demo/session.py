@@ -66,8 +66,9 @@ class ServerStats:
 class Session:
     """Reads, decodes and answers one client until it quits, leaves or the server stops."""
 
-    def __init__(self, conn: socket.socket, config: SessionConfig, stats: ServerStats,
-                 log: Callable[[str], None]) -> None:
+    def __init__(
+        self, conn: socket.socket, config: SessionConfig, stats: ServerStats, log: Callable[[str], None]
+    ) -> None:
         self.conn = conn
         self.config = config
         self.stats = stats
@@ -113,8 +114,10 @@ class Session:
             self.log(f"{self.peer} {how} after {time.monotonic() - started:.1f}s, {sent} sent")
 
     def _banner(self) -> str:
-        return (f"sockscope demo telnet server. You are {self.peer}; this end is {self.here}.\n"
-                "Type 'help' for the commands.\n")
+        return (
+            f"sockscope demo telnet server. You are {self.peer}; this end is {self.here}.\n"
+            "Type 'help' for the commands.\n"
+        )
 
     async def _loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
         while True:
@@ -134,8 +137,10 @@ class Session:
                 await self._wait_download()
                 if line.too_long:
                     self.stats.long_lines += 1
-                    writer.write(nvt_text(f"error: line longer than {self.config.line_limit} "
-                                          "bytes, ignored\n") + PROMPT_BYTES)
+                    writer.write(
+                        nvt_text(f"error: line longer than {self.config.line_limit} bytes, ignored\n")
+                        + PROMPT_BYTES
+                    )
                 elif not self._command(printable(line.text).strip(), writer):
                     return "quit"
 
@@ -200,8 +205,10 @@ class Session:
             raise
         took = max(loop.time() - start, 1e-6)
         self.stats.downloads_done += 1
-        writer.write(nvt_text(f"\ndone: {format_size(size)} in {took:.1f}s "
-                              f"({format_size(size / took)}/s)\n") + PROMPT_BYTES)
+        writer.write(
+            nvt_text(f"\ndone: {format_size(size)} in {took:.1f}s ({format_size(size / took)}/s)\n")
+            + PROMPT_BYTES
+        )
 
     async def _wait_download(self) -> None:
         # Lines typed during a download run after it: one command at a time.

@@ -63,8 +63,7 @@ def can_make_namespaces() -> bool:
 
 
 def _ip(*args: str) -> None:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT,
-                          check=False)
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT, check=False)
     if done.returncode != 0:
         raise StageError(f"ip {' '.join(args)}: {done.stderr.strip() or done.returncode}")
 
@@ -193,19 +192,24 @@ class Stage:
             from sockscope.model.filter import parse_filter  # noqa: PLC0415
 
             kernel = api.KernelFilter(bytecode=parse_filter(f"port == {self.port}").pushdown().bytecode)
-        return api.Query(protocols=(Proto.TCP,), kernel=kernel, processes=processes,
-                         tcp_info=tcp_info, netns=self.netns)
+        return api.Query(
+            protocols=(Proto.TCP,), kernel=kernel, processes=processes, tcp_info=tcp_info, netns=self.netns
+        )
 
     def endpoints(self, *, processes: bool = False, tcp_info: bool = False) -> list[Endpoint]:
         """Every TCP endpoint in the stage (on its port, in loopback mode)."""
         snap = api.run_query(self._query(processes, tcp_info))
-        return [e for e in snap.endpoints
-                if self.netns is not None or self.port in (e.local_port, e.remote_port)]
+        return [
+            e for e in snap.endpoints if self.netns is not None or self.port in (e.local_port, e.remote_port)
+        ]
 
     def listeners(self) -> list[Listener]:
         """Every listener with its queue (on the stage's port, in loopback mode)."""
-        return [x for x in api.queue_report(self._query()).listeners
-                if x.endpoint.local_port == self.port or self.netns is not None]
+        return [
+            x
+            for x in api.queue_report(self._query()).listeners
+            if x.endpoint.local_port == self.port or self.netns is not None
+        ]
 
     # -- output --------------------------------------------------------------------
 
@@ -251,8 +255,9 @@ class Stage:
         """Show ``ip ARGS`` in the namespace, as a person would type it."""
         if self.netns is None:
             return ""
-        done = subprocess.run(["ip", "-n", self.netns, *args], capture_output=True, text=True,
-                              timeout=IP_TIMEOUT, check=False)
+        done = subprocess.run(
+            ["ip", "-n", self.netns, *args], capture_output=True, text=True, timeout=IP_TIMEOUT, check=False
+        )
         self.write(f"$ ip -n {self.netns} {' '.join(args)}\n{done.stdout}{done.stderr}")
         return done.stdout
 

@@ -18,10 +18,21 @@ VERBS = {DO: "DO", DONT: "DONT", WILL: "WILL", WONT: "WONT"}
 # The client's interrupt keys: each cancels a running download.
 INTERRUPTS = frozenset({IP, BRK, AO})
 OPTION_NAMES = {
-    0: "BINARY", 1: "ECHO", 3: "SUPPRESS-GO-AHEAD", 5: "STATUS", 6: "TIMING-MARK",
-    24: "TERMINAL-TYPE", 31: "NAWS", 32: "TERMINAL-SPEED", 33: "TOGGLE-FLOW-CONTROL",
-    34: "LINEMODE", 35: "X-DISPLAY-LOCATION", 36: "OLD-ENVIRON", 37: "AUTHENTICATION",
-    38: "ENCRYPT", 39: "NEW-ENVIRON",
+    0: "BINARY",
+    1: "ECHO",
+    3: "SUPPRESS-GO-AHEAD",
+    5: "STATUS",
+    6: "TIMING-MARK",
+    24: "TERMINAL-TYPE",
+    31: "NAWS",
+    32: "TERMINAL-SPEED",
+    33: "TOGGLE-FLOW-CONTROL",
+    34: "LINEMODE",
+    35: "X-DISPLAY-LOCATION",
+    36: "OLD-ENVIRON",
+    37: "AUTHENTICATION",
+    38: "ENCRYPT",
+    39: "NEW-ENVIRON",
 }
 BS, DEL, NAK = 0x08, 0x7F, 0x15  # erase a character (^H, DEL), erase the line (^U)
 CR, LF, NUL = 0x0D, 0x0A, 0x00

@@ -38,11 +38,16 @@ class _Workload:
 
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
-        self.config = ClientsConfig(count=3, port=stage.port, duration=RUN_SECONDS,
-                                    mix=("download", "short", "short"), size=DOWNLOAD, pause=0.3)
+        self.config = ClientsConfig(
+            count=3,
+            port=stage.port,
+            duration=RUN_SECONDS,
+            mix=("download", "short", "short"),
+            size=DOWNLOAD,
+            pause=0.3,
+        )
         self.stats = ClientStats()
-        self._thread = threading.Thread(target=self._main, name="sockscope-demo-clients",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._main, name="sockscope-demo-clients", daemon=True)
 
     def _main(self) -> None:
         with self.stage.inside():  # the clients' sockets are made in this thread
@@ -59,9 +64,12 @@ class _Workload:
 def step_watch(stage: Stage) -> StepResult:
     """6. A large download and short connections (``watch`` hook: see the module)."""
     p = stage.port
-    res = header(stage, 6,
-                 f"One client downloads {DOWNLOAD}B at {RATE // 10**6} MB/s while two others "
-                 "connect, quit and connect again.")
+    res = header(
+        stage,
+        6,
+        f"One client downloads {DOWNLOAD}B at {RATE // 10**6} MB/s while two others "
+        "connect, quit and connect again.",
+    )
     stage.start_server(ServerConfig(port=p, session=SessionConfig(rate=RATE)))
     _snapshot_listing(stage)
     explain(stage, "Before: only the listener.")
@@ -72,23 +80,40 @@ def step_watch(stage: Stage) -> StepResult:
         watcher = threading.Thread(target=lambda: _downloading_soon(stage, during), daemon=True)
         work.start()
         watcher.start()
-        run = stage.run_live("watch", f"port == {p}", "--count", str(WATCH_EVENTS),
-                             "--duration", f"{WATCH_SECONDS}s", "--record", str(db))
-        explain(stage, "Each end of each connection has its own events: the client's "
-                       "connect (SYN_SENT), the server's accept (SYN_RECV), every state "
-                       "change, and the close with its duration and bytes. The watch "
-                       f"stopped by itself after {WATCH_EVENTS} events or {WATCH_SECONDS} s.")
+        run = stage.run_live(
+            "watch",
+            f"port == {p}",
+            "--count",
+            str(WATCH_EVENTS),
+            "--duration",
+            f"{WATCH_SECONDS}s",
+            "--record",
+            str(db),
+        )
+        explain(
+            stage,
+            "Each end of each connection has its own events: the client's "
+            "connect (SYN_SENT), the server's accept (SYN_RECV), every state "
+            "change, and the close with its duration and bytes. The watch "
+            f"stopped by itself after {WATCH_EVENTS} events or {WATCH_SECONDS} s.",
+        )
         stats = stage.run("stats", str(db), show=False, scoped=False)
         stage.write(f"$ sockscope stats tour.db\n{stats.stdout}{stats.stderr}")
-        explain(stage, "stats summarises the recording: conversations per peer and port, "
-                       "the busiest ports, connections per second.")
+        explain(
+            stage,
+            "stats summarises the recording: conversations per peer and port, "
+            "the busiest ports, connections per second.",
+        )
         work.join()
         watcher.join(RUN_SECONDS + 5)
         _watch_claims(res, p, run.code, db, stats.stdout)
     time.sleep(0.2)  # the last FINs
     _snapshot_listing(stage)
-    explain(stage, f"After: the connections closed; the side that closed first (the server, "
-                   f"on :{p}) keeps each in TIME_WAIT for a while.")
+    explain(
+        stage,
+        f"After: the connections closed; the side that closed first (the server, "
+        f"on :{p}) keeps each in TIME_WAIT for a while.",
+    )
     _claims(res, stage, work.stats, during)
     return res
 
@@ -106,16 +131,22 @@ def _watch_claims(res: StepResult, port: int, code: int, db: Path, stats_text: s
     mine = [e for e in events if port in (e.endpoint.local_port, e.endpoint.remote_port)]
     opened = [e for e in mine if e.kind is EventKind.OPENED]
     closed = [e for e in mine if e.kind is EventKind.CLOSED]
-    res.check("watch showed ports opening and closing in real time, then stopped by itself",
-              code == 0 and bool(closed) and 0 < len(events) <= WATCH_EVENTS,
-              f"exit {code}; {len(events)} events recorded: {len(opened)} opened, "
-              f"{len(closed)} closed on :{port}")
-    res.check("stats summarised the recording by peer and port",
-              "Conversations" in stats_text and any(
-                  line.split()[1:2] == [str(port)] for line in stats_text.splitlines()
-                  if line and line[0].isdigit()),
-              next((line for line in stats_text.splitlines() if f" {port} " in line),
-                   "no conversation row for the port"))
+    res.check(
+        "watch showed ports opening and closing in real time, then stopped by itself",
+        code == 0 and bool(closed) and 0 < len(events) <= WATCH_EVENTS,
+        f"exit {code}; {len(events)} events recorded: {len(opened)} opened, {len(closed)} closed on :{port}",
+    )
+    res.check(
+        "stats summarised the recording by peer and port",
+        "Conversations" in stats_text
+        and any(
+            line.split()[1:2] == [str(port)] for line in stats_text.splitlines() if line and line[0].isdigit()
+        ),
+        next(
+            (line for line in stats_text.splitlines() if f" {port} " in line),
+            "no conversation row for the port",
+        ),
+    )
 
 
 def _snapshot_listing(stage: Stage) -> None:
@@ -125,8 +156,12 @@ def _snapshot_listing(stage: Stage) -> None:
 def _downloading(stage: Stage, into: list[Endpoint]) -> bool:
     for e in stage.endpoints(tcp_info=True):
         info = e.tcp_info
-        if (e.local_port == stage.port and e.state is TcpState.ESTABLISHED and info is not None
-                and info.bytes_acked >= MIN_DOWNLOADED):
+        if (
+            e.local_port == stage.port
+            and e.state is TcpState.ESTABLISHED
+            and info is not None
+            and info.bytes_acked >= MIN_DOWNLOADED
+        ):
             into.append(e)
             return True
     return False
@@ -136,20 +171,34 @@ def _claims(res: StepResult, stage: Stage, stats: ClientStats, during: list[Endp
     p = stage.port
     big = during[-1] if during else None
     acked = big.tcp_info.bytes_acked if big and big.tcp_info else 0
-    res.check("a large download shows as one ESTABLISHED connection carrying data",
-              big is not None,
-              f"server :{p} -> client :{big.remote_port}, {acked} bytes acknowledged so far"
-              if big else f"no connection on :{p} had {MIN_DOWNLOADED} bytes acknowledged")
+    res.check(
+        "a large download shows as one ESTABLISHED connection carrying data",
+        big is not None,
+        f"server :{p} -> client :{big.remote_port}, {acked} bytes acknowledged so far"
+        if big
+        else f"no connection on :{p} had {MIN_DOWNLOADED} bytes acknowledged",
+    )
     used = stats.local_ports
-    res.check(f"every connection got its own ephemeral port, all to local port {p}",
-              len(used) >= 3 and len(set(used)) == len(used),
-              f"{len(used)} connections, {len(set(used))} distinct client ports; "
-              f"{stats.downloads} downloads, {stats.bytes_received} bytes received")
+    res.check(
+        f"every connection got its own ephemeral port, all to local port {p}",
+        len(used) >= 3 and len(set(used)) == len(used),
+        f"{len(used)} connections, {len(set(used))} distinct client ports; "
+        f"{stats.downloads} downloads, {stats.bytes_received} bytes received",
+    )
     mine = set(used)  # this run's connections only: an earlier run may have left some
-    closed = [e for e in stage.endpoints() if e.state is TcpState.TIME_WAIT
-              and (e.local_port in mine or e.remote_port in mine)]
-    res.check("closed connections stay in TIME_WAIT on the side that closed first",
-              bool(closed),
-              f"{len(closed)} TIME_WAIT endpoints on :{p}, e.g. "
-              + (f"{closed[0].local_address}:{closed[0].local_port} -> "
-                 f"{closed[0].remote_address}:{closed[0].remote_port}" if closed else "none"))
+    closed = [
+        e
+        for e in stage.endpoints()
+        if e.state is TcpState.TIME_WAIT and (e.local_port in mine or e.remote_port in mine)
+    ]
+    res.check(
+        "closed connections stay in TIME_WAIT on the side that closed first",
+        bool(closed),
+        f"{len(closed)} TIME_WAIT endpoints on :{p}, e.g. "
+        + (
+            f"{closed[0].local_address}:{closed[0].local_port} -> "
+            f"{closed[0].remote_address}:{closed[0].remote_port}"
+            if closed
+            else "none"
+        ),
+    )

@@ -34,17 +34,35 @@ def changes(before: Endpoint, after: Endpoint, mono: float, wall: float) -> list
     out = []
     if after.state is not before.state:
         out.append(Event(EventKind.STATE, after, mono, wall, Source.POLL, old_state=before.state))
-    if before.inode == 0 and after.inode != 0 and after.state is not TcpState.TIME_WAIT \
-            and after.proto is Proto.TCP and after.state is not TcpState.LISTEN:
+    if (
+        before.inode == 0
+        and after.inode != 0
+        and after.state is not TcpState.TIME_WAIT
+        and after.proto is Proto.TCP
+        and after.state is not TcpState.LISTEN
+    ):
         out.append(Event(EventKind.ACCEPTED, after, mono, wall, Source.POLL))
     if after.state is TcpState.LISTEN and (after.drops or 0) > (before.drops or 0):
-        out.append(Event(EventKind.DROPPED, after, mono, wall, Source.POLL,
-                         amount=(after.drops or 0) - (before.drops or 0)))
+        out.append(
+            Event(
+                EventKind.DROPPED,
+                after,
+                mono,
+                wall,
+                Source.POLL,
+                amount=(after.drops or 0) - (before.drops or 0),
+            )
+        )
     return out
 
 
-def diff(prev: Mapping[Key, Endpoint], cur: Iterable[Endpoint], mono: float, wall: float,
-         first_seen: Mapping[Key, float] | None = None) -> tuple[list[Event], dict[Key, Endpoint]]:
+def diff(
+    prev: Mapping[Key, Endpoint],
+    cur: Iterable[Endpoint],
+    mono: float,
+    wall: float,
+    first_seen: Mapping[Key, float] | None = None,
+) -> tuple[list[Event], dict[Key, Endpoint]]:
     """Events that turn ``prev`` into ``cur``, and ``cur`` keyed by socket identity.
 
     ``first_seen`` (key to monotonic time) lets a closed event carry its duration.
@@ -60,6 +78,14 @@ def diff(prev: Mapping[Key, Endpoint], cur: Iterable[Endpoint], mono: float, wal
     for key, ep in prev.items():
         if key not in table:
             since = first_seen.get(key) if first_seen is not None else None
-            events.append(Event(vanished(ep), ep, mono, wall, Source.POLL,
-                                duration=None if since is None else mono - since))
+            events.append(
+                Event(
+                    vanished(ep),
+                    ep,
+                    mono,
+                    wall,
+                    Source.POLL,
+                    duration=None if since is None else mono - since,
+                )
+            )
     return events, table

@@ -146,8 +146,16 @@ class Endpoint(NamedTuple):
         """Identity across snapshots: the kernel cookie, else the address tuple."""
         if self.cookie is not None:
             return (self.proto, self.cookie)
-        return (self.netns, self.proto, self.local_address, self.local_port,
-                self.remote_address, self.remote_port, self.inode, self.path)
+        return (
+            self.netns,
+            self.proto,
+            self.local_address,
+            self.local_port,
+            self.remote_address,
+            self.remote_port,
+            self.inode,
+            self.path,
+        )
 
     def with_owners(self, owners: tuple[Owner, ...]) -> Endpoint:
         """A copy holding ``owners``."""
@@ -161,10 +169,8 @@ class Snapshot:
     ``inspect`` and ``ast`` (~10 ms), a large share of a short listing's start-up.
     """
 
-    __slots__ = ("endpoints", "host", "kernel", "monotonic", "netns", "source", "taken_at",
-                 "warnings")
-    _FIELDS = ("endpoints", "taken_at", "monotonic", "source", "netns", "host", "kernel",
-               "warnings")
+    __slots__ = ("endpoints", "host", "kernel", "monotonic", "netns", "source", "taken_at", "warnings")
+    _FIELDS = ("endpoints", "taken_at", "monotonic", "source", "netns", "host", "kernel", "warnings")
 
     endpoints: tuple[Endpoint, ...]
     taken_at: float  # seconds since the epoch
@@ -175,9 +181,17 @@ class Snapshot:
     kernel: str
     warnings: tuple[str, ...]
 
-    def __init__(self, endpoints: tuple[Endpoint, ...], taken_at: float, monotonic: float,
-                 source: str, netns: str = "", host: str = "", kernel: str = "",
-                 warnings: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        endpoints: tuple[Endpoint, ...],
+        taken_at: float,
+        monotonic: float,
+        source: str,
+        netns: str = "",
+        host: str = "",
+        kernel: str = "",
+        warnings: tuple[str, ...] = (),
+    ) -> None:
         values = (endpoints, taken_at, monotonic, source, netns, host, kernel, warnings)
         for name, value in zip(self._FIELDS, values, strict=True):
             object.__setattr__(self, name, value)

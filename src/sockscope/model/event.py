@@ -100,6 +100,7 @@ class EventView:
 def _endpoint_field(index: int) -> property:
     def get(view: EventView) -> object:
         return view._ev[1][index]  # the endpoint, by position
+
     return property(get)
 
 

@@ -98,5 +98,10 @@ class NamespaceCounters(NamedTuple):
         return {k: v - before.values.get(k, v) for k, v in self.values.items()}
 
 
-QUEUE_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPReqQFullDrop",
-                  "TCPReqQFullDoCookies", "SyncookiesSent")
+QUEUE_COUNTERS = (
+    "ListenOverflows",
+    "ListenDrops",
+    "TCPReqQFullDrop",
+    "TCPReqQFullDoCookies",
+    "SyncookiesSent",
+)

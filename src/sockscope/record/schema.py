@@ -44,7 +44,30 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 """
 
-COLUMNS = ("time", "mono", "event", "source", "proto", "family", "state", "old_state",
-           "local_address", "local_port", "remote_address", "remote_port", "recv_q",
-           "send_q", "uid", "inode", "cookie", "pid", "process", "duration", "bytes_sent",
-           "bytes_received", "rtt_us", "retrans", "amount")
+COLUMNS = (
+    "time",
+    "mono",
+    "event",
+    "source",
+    "proto",
+    "family",
+    "state",
+    "old_state",
+    "local_address",
+    "local_port",
+    "remote_address",
+    "remote_port",
+    "recv_q",
+    "send_q",
+    "uid",
+    "inode",
+    "cookie",
+    "pid",
+    "process",
+    "duration",
+    "bytes_sent",
+    "bytes_received",
+    "rtt_us",
+    "retrans",
+    "amount",
+)

@@ -22,8 +22,10 @@ from sockscope.record.schema import APPLICATION_ID, COLUMNS, SCHEMA, SCHEMA_VERS
 
 COMMIT_EVERY_S = 1.0
 # Built from the fixed column list of the schema, never from input.
-INSERT_SQL = (f"INSERT INTO events ({', '.join(COLUMNS)}) "  # noqa: S608
-              f"VALUES ({', '.join('?' * len(COLUMNS))})")
+INSERT_SQL = (
+    f"INSERT INTO events ({', '.join(COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(COLUMNS))})"
+)
 SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM events ORDER BY id"  # noqa: S608
 
 
@@ -48,8 +50,10 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     elif app_id != APPLICATION_ID:
         raise RecordingError(f"{path}: not a sockscope recording (a foreign SQLite database)")
     elif version > SCHEMA_VERSION:
-        raise RecordingError(f"{path}: recording format {version} is newer than this "
-                             f"sockscope reads ({SCHEMA_VERSION}); upgrade sockscope")
+        raise RecordingError(
+            f"{path}: recording format {version} is newer than this "
+            f"sockscope reads ({SCHEMA_VERSION}); upgrade sockscope"
+        )
     return db
 
 
@@ -114,14 +118,31 @@ def event_row(ev: Event) -> tuple[object, ...]:
     owner = ev.owner
     info = ep.tcp_info
     return (
-        ev.time, ev.mono, ev.kind.value, ev.source.value, ep.proto.value, ep.family,
-        ep.state.name, ev.old_state.name if ev.old_state is not None else None,
-        None if ep.local_address is None else str(ep.local_address), ep.local_port,
-        None if ep.remote_address is None else str(ep.remote_address), ep.remote_port,
-        ep.recv_q, ep.send_q, ep.uid, ep.inode, ep.cookie,
-        owner.pid if owner else None, owner.name if owner else None, ev.duration,
-        info.bytes_sent if info else None, info.bytes_received if info else None,
-        info.rtt_us if info else None, info.total_retrans if info else None, ev.amount,
+        ev.time,
+        ev.mono,
+        ev.kind.value,
+        ev.source.value,
+        ep.proto.value,
+        ep.family,
+        ep.state.name,
+        ev.old_state.name if ev.old_state is not None else None,
+        None if ep.local_address is None else str(ep.local_address),
+        ep.local_port,
+        None if ep.remote_address is None else str(ep.remote_address),
+        ep.remote_port,
+        ep.recv_q,
+        ep.send_q,
+        ep.uid,
+        ep.inode,
+        ep.cookie,
+        owner.pid if owner else None,
+        owner.name if owner else None,
+        ev.duration,
+        info.bytes_sent if info else None,
+        info.bytes_received if info else None,
+        info.rtt_us if info else None,
+        info.total_retrans if info else None,
+        ev.amount,
     )
 
 
@@ -160,17 +181,55 @@ def _event(r: dict[str, Any]) -> Event:
         info = None
         if r["bytes_received"] is not None or r["rtt_us"] is not None:
             sent = r["bytes_sent"] or 0
-            info = TcpInfo(r["rtt_us"] or 0, 0, 0, 0, 0, 0, r["retrans"] or 0, 0, 0, sent, sent,
-                           r["bytes_received"] or 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            info = TcpInfo(
+                r["rtt_us"] or 0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                r["retrans"] or 0,
+                0,
+                0,
+                sent,
+                sent,
+                r["bytes_received"] or 0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
         owner = Owner(r["pid"], r["process"] or "?", -1) if r["pid"] is not None else None
-        ep = Endpoint(Proto(r["proto"]), r["family"] or 0, TcpState[r["state"]],
-                      _addr(r["local_address"]), r["local_port"] or 0,
-                      _addr(r["remote_address"]), r["remote_port"],
-                      r["recv_q"] or 0, r["send_q"] or 0, r["uid"], r["inode"] or 0,
-                      r["cookie"], tcp_info=info, owners=(owner,) if owner else ())
-        return Event(EventKind(r["event"]), ep, float(r["mono"]), float(r["time"]),
-                     Source(r["source"]),
-                     old_state=TcpState[r["old_state"]] if r["old_state"] else None,
-                     duration=r["duration"], amount=r["amount"], process=owner)
+        ep = Endpoint(
+            Proto(r["proto"]),
+            r["family"] or 0,
+            TcpState[r["state"]],
+            _addr(r["local_address"]),
+            r["local_port"] or 0,
+            _addr(r["remote_address"]),
+            r["remote_port"],
+            r["recv_q"] or 0,
+            r["send_q"] or 0,
+            r["uid"],
+            r["inode"] or 0,
+            r["cookie"],
+            tcp_info=info,
+            owners=(owner,) if owner else (),
+        )
+        return Event(
+            EventKind(r["event"]),
+            ep,
+            float(r["mono"]),
+            float(r["time"]),
+            Source(r["source"]),
+            old_state=TcpState[r["old_state"]] if r["old_state"] else None,
+            duration=r["duration"],
+            amount=r["amount"],
+            process=owner,
+        )
     except (KeyError, ValueError, TypeError) as exc:
         raise RecordingError(f"damaged recording: bad event row ({exc})") from None

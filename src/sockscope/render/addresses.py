@@ -21,16 +21,16 @@ class Notation:
 
     __slots__ = ("_host_cache", "bsd", "host_name", "port_name")
 
-    def __init__(self, bsd: bool = False, host_name: HostNamer | None = None,
-                 port_name: PortNamer | None = None) -> None:
+    def __init__(
+        self, bsd: bool = False, host_name: HostNamer | None = None, port_name: PortNamer | None = None
+    ) -> None:
         self.bsd = bsd
         self.host_name = host_name
         self.port_name = port_name
         self._host_cache: dict[IPAddress, str] = {}
 
     def __repr__(self) -> str:
-        return (f"Notation(bsd={self.bsd!r}, host_name={self.host_name!r}, "
-                f"port_name={self.port_name!r})")
+        return f"Notation(bsd={self.bsd!r}, host_name={self.host_name!r}, port_name={self.port_name!r})"
 
     def host(self, addr: IPAddress) -> str:
         """The address part: ``*`` for a wildcard in BSD style, a name, or the number."""

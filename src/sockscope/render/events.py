@@ -49,15 +49,24 @@ def render_event_line(ev: Event, nt: Notation) -> str:
     """
     ep = ev.endpoint
     if ev.kind is EventKind.LOST:
-        return f"{_clock(ev.time)} {'lost':<9} {ev.amount} events the kernel could not " \
-               "deliver (ENOBUFS); resynchronised with a dump"
+        return (
+            f"{_clock(ev.time)} {'lost':<9} {ev.amount} events the kernel could not "
+            "deliver (ENOBUFS); resynchronised with a dump"
+        )
     state = ep.state.label(ep.proto)
     if ev.old_state is not None:
         state = f"{ev.old_state.label(ep.proto)}->{state}"
     owner = ev.owner
     who = f"{owner.name}/{owner.pid}" if owner is not None else "-"
-    parts = [_clock(ev.time), f"{ev.kind.value:<9}", f"{proto_label(ep, 'netstat'):<5}",
-             f"{nt.local(ep):<21}", f"{nt.remote(ep):<21}", f"{state:<23}", who]
+    parts = [
+        _clock(ev.time),
+        f"{ev.kind.value:<9}",
+        f"{proto_label(ep, 'netstat'):<5}",
+        f"{nt.local(ep):<21}",
+        f"{nt.remote(ep):<21}",
+        f"{state:<23}",
+        who,
+    ]
     extra = []
     if ev.duration is not None:
         extra.append(f"dur={format_duration(ev.duration)}")
@@ -123,31 +132,39 @@ def render_event_json(ev: Event) -> str:
     state = ep.state
     # Endpoint.queued, inline: this runs for every event.
     queued = proto is _TCP and ep.inode == 0 and (state is _ESTABLISHED or state is _CLOSE_WAIT)
-    head = (f'{{"proto":{_PROTO[proto]},"family":{ep.family or "null"},'
-            f'"state":{_label(state, proto)},'
-            f'"local_address":{_address(ep.local_address)},"local_port":{ep.local_port},'
-            f'"remote_address":{_address(ep.remote_address)},'
-            f'"remote_port":{_number(ep.remote_port)},"recv_q":{ep.recv_q},'
-            f'"send_q":{ep.send_q},"uid":{_number(ep.uid)},"inode":{ep.inode},'
-            f'"cookie":{_number(ep.cookie)},"queued":{"true" if queued else "false"},'
-            f'"owners":{_owners(owners)},')
+    head = (
+        f'{{"proto":{_PROTO[proto]},"family":{ep.family or "null"},'
+        f'"state":{_label(state, proto)},'
+        f'"local_address":{_address(ep.local_address)},"local_port":{ep.local_port},'
+        f'"remote_address":{_address(ep.remote_address)},'
+        f'"remote_port":{_number(ep.remote_port)},"recv_q":{ep.recv_q},'
+        f'"send_q":{ep.send_q},"uid":{_number(ep.uid)},"inode":{ep.inode},'
+        f'"cookie":{_number(ep.cookie)},"queued":{"true" if queued else "false"},'
+        f'"owners":{_owners(owners)},'
+    )
     if proto is Proto.UNIX:
-        head += (f'"path":{_string(ep.path)},"peer_inode":{_number(ep.peer_inode)},'
-                 f'"type":{_string(ep.sock_type)},')
-    tail = (f'"event":{_KIND[kind]},"time":"{_iso_time(ev.time)}","mono":{_seconds(ev.mono)},'
-            f'"source":{_SOURCE[ev.source]},{_actor(owner)}')
+        head += (
+            f'"path":{_string(ep.path)},"peer_inode":{_number(ep.peer_inode)},"type":{_string(ep.sock_type)},'
+        )
+    tail = (
+        f'"event":{_KIND[kind]},"time":"{_iso_time(ev.time)}","mono":{_seconds(ev.mono)},'
+        f'"source":{_SOURCE[ev.source]},{_actor(owner)}'
+    )
     if kind is EventKind.STATE:
         tail += f',"old_state":{"null" if ev.old_state is None else _label(ev.old_state, proto)}'
     if kind is EventKind.CLOSED or kind is EventKind.UNLISTEN or kind is EventKind.UNBOUND:
         info = ep.tcp_info
         duration = "null" if ev.duration is None else _seconds(ev.duration)
         if info is None:
-            tail += (f',"duration":{duration},"bytes_sent":null,"bytes_received":null,'
-                     f'"rtt":null,"retrans":null')
+            tail += (
+                f',"duration":{duration},"bytes_sent":null,"bytes_received":null,"rtt":null,"retrans":null'
+            )
         else:
-            tail += (f',"duration":{duration},"bytes_sent":{info.bytes_sent},'
-                     f'"bytes_received":{info.bytes_received},"rtt":{info.rtt_us / 1000!r},'
-                     f'"retrans":{info.total_retrans}')
+            tail += (
+                f',"duration":{duration},"bytes_sent":{info.bytes_sent},'
+                f'"bytes_received":{info.bytes_received},"rtt":{info.rtt_us / 1000!r},'
+                f'"retrans":{info.total_retrans}'
+            )
     if ev.amount is not None:
         tail += f',"count":{ev.amount}'
     return head + tail + "}"
@@ -194,12 +211,15 @@ class _Memo(dict[K, str]):
 
 
 _address_text: _Memo[IPAddress] = _Memo(lambda addr: f'"{addr}"')
-_actor_text: _Memo[Owner] = _Memo(
-    lambda owner: f'"pid":{owner.pid},"process":{_string(owner.name)}')
-_owners_text: _Memo[tuple[Owner, ...]] = _Memo(lambda owners: json.dumps(
-    [{"pid": o.pid, "name": o.name, "fd": o.fd} for o in owners], separators=(",", ":")))
+_actor_text: _Memo[Owner] = _Memo(lambda owner: f'"pid":{owner.pid},"process":{_string(owner.name)}')
+_owners_text: _Memo[tuple[Owner, ...]] = _Memo(
+    lambda owners: json.dumps(
+        [{"pid": o.pid, "name": o.name, "fd": o.fd} for o in owners], separators=(",", ":")
+    )
+)
 _second_text: _Memo[int] = _Memo(
-    lambda second: datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    lambda second: datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+)
 
 
 def _address(addr: IPAddress | None) -> str:

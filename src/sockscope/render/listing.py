@@ -35,12 +35,19 @@ class ListingStyle:
     off the start-up path of ``sockscope list``.
     """
 
-    __slots__ = ("explain", "extended", "header", "info", "layout", "notation", "processes",
-                 "timers")
+    __slots__ = ("explain", "extended", "header", "info", "layout", "notation", "processes", "timers")
 
-    def __init__(self, layout: str = "netstat", notation: Notation | None = None,
-                 processes: bool = False, extended: bool = False, timers: bool = False,
-                 info: bool = False, header: bool = True, explain: bool = False) -> None:
+    def __init__(
+        self,
+        layout: str = "netstat",
+        notation: Notation | None = None,
+        processes: bool = False,
+        extended: bool = False,
+        timers: bool = False,
+        info: bool = False,
+        header: bool = True,
+        explain: bool = False,
+    ) -> None:
         self.layout = layout  # netstat, bsd, ss
         self.notation = Notation() if notation is None else notation
         self.processes = processes
@@ -51,8 +58,10 @@ class ListingStyle:
         self.explain = explain
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in (
-            "layout", "notation", "processes", "extended", "timers", "info", "header", "explain"))
+        inner = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in ("layout", "notation", "processes", "extended", "timers", "info", "header", "explain")
+        )
         return f"ListingStyle({inner})"
 
 
@@ -70,9 +79,12 @@ def format_info(ep: Endpoint) -> str:
     if i is None:
         return ""
     parts = [
-        f"rtt:{i.rtt_us / 1000:.3f}/{i.rttvar_us / 1000:.3f}", f"rto:{i.rto_us / 1000:g}",
-        f"cwnd:{i.snd_cwnd}", f"retrans:{i.retransmits}/{i.total_retrans}",
-        f"bytes_sent:{i.bytes_sent}", f"bytes_acked:{i.bytes_acked}",
+        f"rtt:{i.rtt_us / 1000:.3f}/{i.rttvar_us / 1000:.3f}",
+        f"rto:{i.rto_us / 1000:g}",
+        f"cwnd:{i.snd_cwnd}",
+        f"retrans:{i.retransmits}/{i.total_retrans}",
+        f"bytes_sent:{i.bytes_sent}",
+        f"bytes_acked:{i.bytes_acked}",
         f"bytes_received:{i.bytes_received}",
     ]
     if i.delivery_rate:
@@ -93,19 +105,27 @@ def render_listing(endpoints: Sequence[Endpoint], style: ListingStyle) -> list[s
     return text.split("\n")[:-1] if text else []
 
 
-def render_listing_text(endpoints: Sequence[Endpoint], style: ListingStyle,
-                        title: str | None = None) -> str:
+def render_listing_text(endpoints: Sequence[Endpoint], style: ListingStyle, title: str | None = None) -> str:
     """The listing as one string, every line ending in a newline; ``title`` goes first."""
     layout = style.layout
     if layout == "ss":
-        columns = [Column("Netid", 5), Column("State", 6), Column("Recv-Q", 6, right=True),
-                   Column("Send-Q", 6, right=True), Column("Local Address:Port", 18),
-                   Column("Peer Address:Port", 17)]
+        columns = [
+            Column("Netid", 5),
+            Column("State", 6),
+            Column("Recv-Q", 6, right=True),
+            Column("Send-Q", 6, right=True),
+            Column("Local Address:Port", 18),
+            Column("Peer Address:Port", 17),
+        ]
     else:
-        columns = [Column("Proto", 5), Column("Recv-Q", 6, right=True),
-                   Column("Send-Q", 6, right=True), Column("Local Address", 23),
-                   Column("Foreign Address", 23),
-                   Column("(state)" if layout == "bsd" else "State", 11)]
+        columns = [
+            Column("Proto", 5),
+            Column("Recv-Q", 6, right=True),
+            Column("Send-Q", 6, right=True),
+            Column("Local Address", 23),
+            Column("Foreign Address", 23),
+            Column("(state)" if layout == "bsd" else "State", 11),
+        ]
         fast = netstat_text(endpoints, style, columns, _extra_columns(style), title)
         if fast is not None:
             return fast
@@ -114,8 +134,10 @@ def render_listing_text(endpoints: Sequence[Endpoint], style: ListingStyle,
     recv_q = list(map(RECV_Q, endpoints))
     send_q = list(map(SEND_Q, endpoints))
     cells: list[Sequence[str | int]] = (
-        [protos, states, recv_q, send_q, local, remote] if layout == "ss"
-        else [protos, recv_q, send_q, local, remote, states])
+        [protos, states, recv_q, send_q, local, remote]
+        if layout == "ss"
+        else [protos, recv_q, send_q, local, remote, states]
+    )
     extras = _extra_columns(style)
     if extras:
         cells.extend(_extra_cell_columns(endpoints, style))
@@ -126,8 +148,11 @@ def render_listing_text(endpoints: Sequence[Endpoint], style: ListingStyle,
 def _extra_columns(style: ListingStyle) -> list[Column]:
     cols = []
     if style.extended:
-        cols += [Column("User", 4, right=True), Column("Inode", 8, right=True),
-                 Column("Cookie", 6, right=True)]
+        cols += [
+            Column("User", 4, right=True),
+            Column("Inode", 8, right=True),
+            Column("Cookie", 6, right=True),
+        ]
     if style.processes:
         cols.append(Column("Process" if style.layout == "ss" else "PID/Program name", 16))
     if style.timers:
@@ -143,9 +168,11 @@ def _extra_cell_columns(endpoints: Sequence[Endpoint], style: ListingStyle) -> l
     """The cells of ``_extra_columns``, one list per column."""
     cols: list[list[str]] = []
     if style.extended:
-        cols += [["-" if ep.uid is None else str(ep.uid) for ep in endpoints],
-                 [str(ep.inode) for ep in endpoints],
-                 ["-" if ep.cookie is None else str(ep.cookie) for ep in endpoints]]
+        cols += [
+            ["-" if ep.uid is None else str(ep.uid) for ep in endpoints],
+            [str(ep.inode) for ep in endpoints],
+            ["-" if ep.cookie is None else str(ep.cookie) for ep in endpoints],
+        ]
     if style.processes:
         cols.append(owner_cells(endpoints, style.layout))
     if style.timers:
@@ -164,12 +191,18 @@ def explain(ep: Endpoint, nt: Notation) -> str:
     if ep.proto is Proto.UNIX:
         return "local (UNIX) socket"
     if s is TcpState.LISTEN or (ep.proto is Proto.UDP and not ep.has_peer):
-        where = ("every local interface" if ep.local_address is not None
-                 and ep.local_address.is_unspecified else f"only {ep.local_address}")
+        where = (
+            "every local interface"
+            if ep.local_address is not None and ep.local_address.is_unspecified
+            else f"only {ep.local_address}"
+        )
         verb = "listening" if s is TcpState.LISTEN else "bound"
         return f"{verb} on {where}; {nt.remote(ep)}: no peer yet"
-    return _STATE_NOTES.get(s, "") if not ep.queued else (
-        "queued: accepted by the kernel, not yet by the application")
+    return (
+        _STATE_NOTES.get(s, "")
+        if not ep.queued
+        else ("queued: accepted by the kernel, not yet by the application")
+    )
 
 
 _STATE_NOTES = {

@@ -45,17 +45,26 @@ def listener_notes(lst: Listener, warn_fill: float, drops_since: int | None = No
     return notes
 
 
-def render_queues(listeners: Sequence[Listener], style: QueueStyle,
-                  peaks: Mapping[int, int] | None = None,
-                  drops_since: Mapping[int, int] | None = None) -> list[str]:
+def render_queues(
+    listeners: Sequence[Listener],
+    style: QueueStyle,
+    peaks: Mapping[int, int] | None = None,
+    drops_since: Mapping[int, int] | None = None,
+) -> list[str]:
     """One row per listener; with ``verbose``, its waiting and half-open connections below.
 
     ``peaks`` and ``drops_since`` (keyed by listener cookie) come from ``--watch``.
     """
     nt = style.notation
-    cols = [Column("Listener", 14), Column("Process", 7), Column("Waiting", 7, True),
-            Column("Backlog", 7, True), Column("Fill", 4), Column("Half-open", 9, True),
-            Column("Drops", 5, True)]
+    cols = [
+        Column("Listener", 14),
+        Column("Process", 7),
+        Column("Waiting", 7, True),
+        Column("Backlog", 7, True),
+        Column("Fill", 4),
+        Column("Half-open", 9, True),
+        Column("Drops", 5, True),
+    ]
     if peaks is not None:
         cols.append(Column("Peak", 4, True))
     cols.append(Column("Note", 4))
@@ -63,17 +72,25 @@ def render_queues(listeners: Sequence[Listener], style: QueueStyle,
     for lst in listeners:
         ep = lst.endpoint
         key = ep.cookie or 0
-        fill = f"{fill_bar(lst.fill)} {lst.accept_queue}/{lst.capacity}" if style.bars \
-            else f"{lst.fill:.0%}"
+        fill = f"{fill_bar(lst.fill)} {lst.accept_queue}/{lst.capacity}" if style.bars else f"{lst.fill:.0%}"
         since = drops_since.get(key) if drops_since is not None else None
         notes = listener_notes(lst, style.warn_fill, since)
         if style.explain:
-            where = "every interface" if ep.local_address is None or \
-                ep.local_address.is_unspecified else f"{ep.local_address} only"
+            where = (
+                "every interface"
+                if ep.local_address is None or ep.local_address.is_unspecified
+                else f"{ep.local_address} only"
+            )
             notes.append(f"listening on {where}; {nt.remote(ep)}: no peer yet")
-        row = [nt.local(ep), format_owners(ep.owners, "netstat"), str(lst.accept_queue),
-               str(lst.backlog), fill, str(len(lst.half_open)),
-               "-" if lst.drops is None else str(lst.drops)]
+        row = [
+            nt.local(ep),
+            format_owners(ep.owners, "netstat"),
+            str(lst.accept_queue),
+            str(lst.backlog),
+            fill,
+            str(len(lst.half_open)),
+            "-" if lst.drops is None else str(lst.drops),
+        ]
         if peaks is not None:
             row.append(str(peaks.get(key, lst.accept_queue)))
         row.append("; ".join(notes))
@@ -94,12 +111,14 @@ def _details(listeners: Sequence[Listener], style: QueueStyle) -> list[str]:
         out.append(f"{nt.local(lst.endpoint)}:")
         for ep in lst.queued:
             waited = _waited(ep)
-            out.append(f"  queued     {nt.remote(ep):<24} accepted by TCP, not yet by the "
-                       f"application{waited}")
+            out.append(
+                f"  queued     {nt.remote(ep):<24} accepted by TCP, not yet by the application{waited}"
+            )
         for ep in lst.half_open:
             retrans = ep.timer.retransmits if ep.timer else 0
-            out.append(f"  half-open  {nt.remote(ep):<24} SYN-ACK sent {retrans + 1}x, "
-                       "final ACK not accepted")
+            out.append(
+                f"  half-open  {nt.remote(ep):<24} SYN-ACK sent {retrans + 1}x, final ACK not accepted"
+            )
     return out
 
 
@@ -139,11 +158,21 @@ def listener_record(lst: Listener) -> dict[str, object]:
         "clamped": lst.clamped,
         "cookie": ep.cookie,
         "owners": [{"pid": o.pid, "name": o.name, "fd": o.fd} for o in ep.owners],
-        "queued": [{"remote_address": str(c.remote_address), "remote_port": c.remote_port,
-                    "waited_ms": waited_ms(c), "state": c.state.label(c.proto)}
-                   for c in lst.queued],
+        "queued": [
+            {
+                "remote_address": str(c.remote_address),
+                "remote_port": c.remote_port,
+                "waited_ms": waited_ms(c),
+                "state": c.state.label(c.proto),
+            }
+            for c in lst.queued
+        ],
         "half_open_connections": [
-            {"remote_address": str(c.remote_address), "remote_port": c.remote_port,
-             "synack_retransmits": c.timer.retransmits if c.timer else 0}
-            for c in lst.half_open],
+            {
+                "remote_address": str(c.remote_address),
+                "remote_port": c.remote_port,
+                "synack_retransmits": c.timer.retransmits if c.timer else 0,
+            }
+            for c in lst.half_open
+        ],
     }

@@ -13,10 +13,36 @@ from collections.abc import Iterable, Sequence
 from sockscope.model.endpoint import Endpoint, Snapshot
 from sockscope.model.states import Proto
 
-BASE_KEYS = ("proto", "family", "state", "local_address", "local_port", "remote_address",
-             "remote_port", "recv_q", "send_q", "uid", "inode", "cookie", "queued", "owners")
-INFO_KEYS = ("rtt", "rttvar", "rto", "cwnd", "retransmits", "retrans", "bytes_sent",
-             "bytes_acked", "bytes_received", "bytes_retrans", "delivery_rate", "min_rtt")
+BASE_KEYS = (
+    "proto",
+    "family",
+    "state",
+    "local_address",
+    "local_port",
+    "remote_address",
+    "remote_port",
+    "recv_q",
+    "send_q",
+    "uid",
+    "inode",
+    "cookie",
+    "queued",
+    "owners",
+)
+INFO_KEYS = (
+    "rtt",
+    "rttvar",
+    "rto",
+    "cwnd",
+    "retransmits",
+    "retrans",
+    "bytes_sent",
+    "bytes_acked",
+    "bytes_received",
+    "bytes_retrans",
+    "delivery_rate",
+    "min_rtt",
+)
 TIMER_KEYS = ("timer", "timer_expires_ms", "timer_retransmits")
 UNIX_KEYS = ("path", "peer_inode", "type")
 
@@ -45,8 +71,11 @@ def endpoint_record(ep: Endpoint, info: bool = False, timers: bool = False) -> d
         rec.update(_info_record(ep))
     if timers:
         t = ep.timer
-        rec.update(timer=t.kind if t else "off", timer_expires_ms=t.expires_ms if t else 0,
-                   timer_retransmits=t.retransmits if t else 0)
+        rec.update(
+            timer=t.kind if t else "off",
+            timer_expires_ms=t.expires_ms if t else 0,
+            timer_retransmits=t.retransmits if t else 0,
+        )
     return rec
 
 
@@ -55,11 +84,18 @@ def _info_record(ep: Endpoint) -> dict[str, object]:
     if i is None:
         return dict.fromkeys(INFO_KEYS)
     return {
-        "rtt": i.rtt_us / 1000, "rttvar": i.rttvar_us / 1000, "rto": i.rto_us / 1000,
-        "cwnd": i.snd_cwnd, "retransmits": i.retransmits, "retrans": i.total_retrans,
-        "bytes_sent": i.bytes_sent, "bytes_acked": i.bytes_acked,
-        "bytes_received": i.bytes_received, "bytes_retrans": i.bytes_retrans,
-        "delivery_rate": i.delivery_rate, "min_rtt": i.min_rtt_us / 1000,
+        "rtt": i.rtt_us / 1000,
+        "rttvar": i.rttvar_us / 1000,
+        "rto": i.rto_us / 1000,
+        "cwnd": i.snd_cwnd,
+        "retransmits": i.retransmits,
+        "retrans": i.total_retrans,
+        "bytes_sent": i.bytes_sent,
+        "bytes_acked": i.bytes_acked,
+        "bytes_received": i.bytes_received,
+        "bytes_retrans": i.bytes_retrans,
+        "delivery_rate": i.delivery_rate,
+        "min_rtt": i.min_rtt_us / 1000,
     }
 
 
@@ -76,8 +112,9 @@ def snapshot_header(snap: Snapshot) -> dict[str, object]:
     }
 
 
-def render_json(snap: Snapshot, endpoints: Sequence[Endpoint], info: bool = False,
-                timers: bool = False) -> str:
+def render_json(
+    snap: Snapshot, endpoints: Sequence[Endpoint], info: bool = False, timers: bool = False
+) -> str:
     """One JSON document: the header and an ``endpoints`` array."""
     doc = snapshot_header(snap)
     doc["count"] = len(endpoints)
@@ -85,19 +122,23 @@ def render_json(snap: Snapshot, endpoints: Sequence[Endpoint], info: bool = Fals
     return json.dumps(doc, indent=1)
 
 
-def render_jsonl(endpoints: Iterable[Endpoint], info: bool = False,
-                 timers: bool = False) -> Iterable[str]:
+def render_jsonl(endpoints: Iterable[Endpoint], info: bool = False, timers: bool = False) -> Iterable[str]:
     """One JSON object a line, nothing else."""
     dumps = json.dumps
     for ep in endpoints:
         yield dumps(endpoint_record(ep, info, timers), separators=(",", ":"))
 
 
-def render_csv(endpoints: Iterable[Endpoint], info: bool = False, timers: bool = False,
-               unix: bool = False) -> str:
+def render_csv(
+    endpoints: Iterable[Endpoint], info: bool = False, timers: bool = False, unix: bool = False
+) -> str:
     """CSV with a header row; ``owners`` is ``pid/name/fd`` items joined by ``;``."""
-    keys = list(BASE_KEYS) + (list(UNIX_KEYS) if unix else []) + \
-        (list(INFO_KEYS) if info else []) + (list(TIMER_KEYS) if timers else [])
+    keys = (
+        list(BASE_KEYS)
+        + (list(UNIX_KEYS) if unix else [])
+        + (list(INFO_KEYS) if info else [])
+        + (list(TIMER_KEYS) if timers else [])
+    )
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -27,8 +27,13 @@ _INODE = Endpoint._fields.index("inode")
 _SOCK_TYPE = Endpoint._fields.index("sock_type")
 
 
-def netstat_text(endpoints: Sequence[Endpoint], style: ListingStyle, columns: list[Column],
-                 extras: list[Column], title: str | None) -> str | None:
+def netstat_text(
+    endpoints: Sequence[Endpoint],
+    style: ListingStyle,
+    columns: list[Column],
+    extras: list[Column],
+    title: str | None,
+) -> str | None:
     """The numeric netstat/BSD listing (``-tan``, ``-tanp``) in one pass, or None.
 
     The general path builds every cell, measures every column, then pads every cell:
@@ -57,9 +62,20 @@ def netstat_text(endpoints: Sequence[Endpoint], style: ListingStyle, columns: li
     if not style.processes:
         return "".join(chain(head_lines, heads))
     padded = {text: text.ljust(widths[5]) + " " for text in used}
-    return "".join(chain(head_lines, chain.from_iterable(zip(
-        heads, map(padded.__getitem__, states), owner_cells(endpoints, style.layout),
-        repeat("\n"), strict=False))))
+    return "".join(
+        chain(
+            head_lines,
+            chain.from_iterable(
+                zip(
+                    heads,
+                    map(padded.__getitem__, states),
+                    owner_cells(endpoints, style.layout),
+                    repeat("\n"),
+                    strict=False,
+                )
+            ),
+        )
+    )
 
 
 class _Rows:
@@ -83,7 +99,8 @@ class _Rows:
         return max(self.longest, max(map(len, self.prefix.values()), default=0) + 5)
 
     def lay_out(  # noqa: PLR0912, PLR0915 - one pass per row, see the module doc
-        self, endpoints: Sequence[Endpoint],
+        self,
+        endpoints: Sequence[Endpoint],
     ) -> tuple[list[str], list[str]]:
         """Each row up to its state, and the states apart when a column follows them."""
         nt, layout, widths = self.style.notation, self.style.layout, self.widths
@@ -110,8 +127,7 @@ class _Rows:
             lab = group.get(key)
             if lab is None:
                 text = state_label(ep, layout)
-                lab = group[key] = (proto_label(ep, layout).ljust(widths[0]) + " ", text,
-                                    text + "\n")
+                lab = group[key] = (proto_label(ep, layout).ljust(widths[0]) + " ", text, text + "\n")
             if rq or sq:  # empty queues, the common case, skip building a key
                 q = queues.get((rq, sq))
                 if q is None:
@@ -159,8 +175,7 @@ def base_cells(endpoints: Sequence[Endpoint], style: ListingStyle) -> tuple[list
     states: list[str] = []
     local: list[str] = []
     remote: list[str] = []
-    add_proto, add_state, add_local, add_remote = (
-        protos.append, states.append, local.append, remote.append)
+    add_proto, add_state, add_local, add_remote = (protos.append, states.append, local.append, remote.append)
     sep = "." if nt.bsd else ":"
     inode_i, type_i = _INODE, _SOCK_TYPE
     for ep in endpoints:
@@ -193,8 +208,7 @@ def base_cells(endpoints: Sequence[Endpoint], style: ListingStyle) -> tuple[list
         rh = prefix.get(id(ra))
         if rh is None:
             rh = prefix[id(ra)] = nt.host(ra) + sep if numeric else nt.host(ra)
-        add_remote(f"{rh}{rport}" if numeric
-                   else nt.join(rh, nt.port(rport, proto)))  # type: ignore[arg-type]
+        add_remote(f"{rh}{rport}" if numeric else nt.join(rh, nt.port(rport, proto)))  # type: ignore[arg-type]
     return protos, states, local, remote
 
 

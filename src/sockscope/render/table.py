@@ -16,8 +16,7 @@ class Column(NamedTuple):
     right: bool = False
 
 
-def render_table(columns: Sequence[Column], rows: Sequence[Sequence[str]],
-                 header: bool = True) -> list[str]:
+def render_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], header: bool = True) -> list[str]:
     """Lay rows out in columns at least as wide as their widest cell, one space apart.
 
     The width comes from the content, never from the terminal, so piped output is the
@@ -35,9 +34,7 @@ def render_table(columns: Sequence[Column], rows: Sequence[Sequence[str]],
 
 
 def _row_format(columns: Sequence[Column], widths: Sequence[int]) -> str:
-    fmt = " ".join(
-        ("{:>%d}" if c.right else "{:<%d}") % w for c, w in zip(columns, widths, strict=True)
-    )
+    fmt = " ".join(("{:>%d}" if c.right else "{:<%d}") % w for c, w in zip(columns, widths, strict=True))
     # The last column is not padded: no trailing blanks in piped output.
     if columns and not columns[-1].right:
         fmt = fmt.rsplit("{", 1)[0] + "{}"
@@ -49,15 +46,20 @@ def header_line(columns: Sequence[Column], widths: Sequence[int]) -> str:
     return _row_format(columns, widths).format(*(c.header for c in columns)).rstrip()
 
 
-def render_columns(columns: Sequence[Column], cells: Sequence[Sequence[str | int]],
-                   header: bool = True) -> list[str]:
+def render_columns(
+    columns: Sequence[Column], cells: Sequence[Sequence[str | int]], header: bool = True
+) -> list[str]:
     """Like ``render_table``, but ``cells`` holds one list per column (faster at 60k rows)."""
     text = render_columns_text(columns, cells, header)
     return text.split("\n")[:-1] if text else []
 
 
-def render_columns_text(columns: Sequence[Column], cells: Sequence[Sequence[str | int]],
-                        header: bool = True, title: str | None = None) -> str:
+def render_columns_text(
+    columns: Sequence[Column],
+    cells: Sequence[Sequence[str | int]],
+    header: bool = True,
+    title: str | None = None,
+) -> str:
     """The lines of ``render_columns`` as one string, each ending in a newline.
 
     A cell may be an int (a queue size), written as ``str()`` would. Listings run this
@@ -68,8 +70,10 @@ def render_columns_text(columns: Sequence[Column], cells: Sequence[Sequence[str 
     """
     head = [] if title is None else [title + "\n"]
     distinct = [_few_values(col) for col in cells]
-    widths = [max(c.min_width, len(c.header) if header else 0, _text_width(col, few))
-              for c, col, few in zip(columns, cells, distinct, strict=True)]
+    widths = [
+        max(c.min_width, len(c.header) if header else 0, _text_width(col, few))
+        for c, col, few in zip(columns, cells, distinct, strict=True)
+    ]
     if header:
         head.append(header_line(columns, widths) + "\n")
     if not columns or not cells[0]:
@@ -104,8 +108,9 @@ def _text_width(cells: Sequence[str | int], few: set[str | int] | None) -> int:
     return max(map(len, cells))  # type: ignore[arg-type]
 
 
-def _pad(cells: Sequence[str | int], width: int, right: bool, last: bool,
-         few: set[str | int] | None) -> list[Iterable[str]]:
+def _pad(
+    cells: Sequence[str | int], width: int, right: bool, last: bool, few: set[str | int] | None
+) -> list[Iterable[str]]:
     """The column's cells padded to ``width``, each followed by the separator or, in the
     last column, the newline. The last column is not padded unless it aligns right: no
     trailing blanks in piped output."""
@@ -118,8 +123,7 @@ def _pad(cells: Sequence[str | int], width: int, right: bool, last: bool,
         else:
             table = {v: str(v).ljust(width) + end for v in few}
         return [map(table.__getitem__, cells)]
-    texts: Sequence[str] = (list(map(str, cells)) if cells and isinstance(cells[0], int)
-                            else cells)  # type: ignore[assignment]
+    texts: Sequence[str] = list(map(str, cells)) if cells and isinstance(cells[0], int) else cells  # type: ignore[assignment]
     if right:
         return [map(str.rjust, texts, repeat(width)), repeat(end)]
     if last:

@@ -58,9 +58,12 @@ def _groups(protocols: tuple[Proto, ...], families: tuple[int, ...]) -> int:
     mask = 0
     for proto in protocols:
         for fam in families:
-            group = {(Proto.TCP, 4): SKNLGRP_INET_TCP_DESTROY, (Proto.UDP, 4): SKNLGRP_INET_UDP_DESTROY,
-                     (Proto.TCP, 6): SKNLGRP_INET6_TCP_DESTROY,
-                     (Proto.UDP, 6): SKNLGRP_INET6_UDP_DESTROY}.get((proto, fam))
+            group = {
+                (Proto.TCP, 4): SKNLGRP_INET_TCP_DESTROY,
+                (Proto.UDP, 4): SKNLGRP_INET_UDP_DESTROY,
+                (Proto.TCP, 6): SKNLGRP_INET6_TCP_DESTROY,
+                (Proto.UDP, 6): SKNLGRP_INET6_UDP_DESTROY,
+            }.get((proto, fam))
             if group:
                 mask |= 1 << (group - 1)
     return mask
@@ -86,10 +89,16 @@ def _attach_filter(sock: socket.socket, program: bytes | None) -> bool:
 class DestroySubscriber:
     """A non-blocking subscription to destroyed sockets of the caller's namespace."""
 
-    def __init__(self, protocols: tuple[Proto, ...], families: tuple[int, ...],
-                 netns: str = "", ports: Sequence[tuple[bool, int, int]] | None = None) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK,
-                                  NETLINK_SOCK_DIAG)
+    def __init__(
+        self,
+        protocols: tuple[Proto, ...],
+        families: tuple[int, ...],
+        netns: str = "",
+        ports: Sequence[tuple[bool, int, int]] | None = None,
+    ) -> None:
+        self.sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK, NETLINK_SOCK_DIAG
+        )
         #: Whether the kernel drops messages of other ports (see wire/socket_filter).
         self.filtered = _attach_filter(self.sock, port_filter(ports)) if ports else False
         try:
@@ -98,8 +107,7 @@ class DestroySubscriber:
             # Unprivileged: the request is capped at net.core.rmem_max.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
         self.sock.bind((0, _groups(protocols, families)))
-        lasts = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) / \
-            BYTES_PER_MESSAGE / MESSAGES_PER_S
+        lasts = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) / BYTES_PER_MESSAGE / MESSAGES_PER_S
         self.guard_after = min(GUARD_AFTER_MAX, max(GUARD_AFTER, lasts / 10))
         self.buf = bytearray(1 << 16)
         self.cache: AddressCache = {}
@@ -126,8 +134,7 @@ class DestroySubscriber:
     def start(self) -> None:
         """Guard the kernel's buffer with a thread from now on (see the module's docstring)."""
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._guard = threading.Thread(target=self._guard_loop, name="sockscope-destroy",
-                                       daemon=True)
+        self._guard = threading.Thread(target=self._guard_loop, name="sockscope-destroy", daemon=True)
         self._guard.start()
 
     def fds(self) -> list[int]:

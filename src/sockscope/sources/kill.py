@@ -30,12 +30,10 @@ ACK_TIMEOUT_S = 2.0
 _seq = itertools.count(1)
 
 _CLOSE_ERRORS = {
-    errno.EPERM: "closing a connection needs CAP_NET_ADMIN in its network namespace "
-                 "(run sockscope as root)",
-    errno.EACCES: "closing a connection needs CAP_NET_ADMIN in its network namespace "
-                  "(run sockscope as root)",
+    errno.EPERM: "closing a connection needs CAP_NET_ADMIN in its network namespace (run sockscope as root)",
+    errno.EACCES: "closing a connection needs CAP_NET_ADMIN in its network namespace (run sockscope as root)",
     errno.EOPNOTSUPP: "the kernel cannot close this socket (built without "
-                      "CONFIG_INET_DIAG_DESTROY, or no destroy support for this protocol)",
+    "CONFIG_INET_DIAG_DESTROY, or no destroy support for this protocol)",
     errno.ENOENT: "the socket is already gone",
     errno.ESTALE: "the socket is already gone (another socket now has its addresses)",
 }
@@ -62,15 +60,23 @@ def sock_id(ep: Endpoint) -> SockId:
     if ep.proto not in (Proto.TCP, Proto.UDP) or ep.local_address is None:
         raise CloseError("only TCP and UDP sockets can be closed")
     if ep.cookie is None:
-        raise CloseError("this socket has no kernel cookie (it was read from /proc or a "
-                         "tracepoint), so it cannot be picked out exactly")
-    return SockId(ep.family, IPPROTO_TCP if ep.proto is Proto.TCP else IPPROTO_UDP,
-                  ep.local_address, ep.local_port, ep.remote_address, ep.remote_port or 0,
-                  ep.iface, ep.cookie)
+        raise CloseError(
+            "this socket has no kernel cookie (it was read from /proc or a "
+            "tracepoint), so it cannot be picked out exactly"
+        )
+    return SockId(
+        ep.family,
+        IPPROTO_TCP if ep.proto is Proto.TCP else IPPROTO_UDP,
+        ep.local_address,
+        ep.local_port,
+        ep.remote_address,
+        ep.remote_port or 0,
+        ep.iface,
+        ep.cookie,
+    )
 
 
-def destroy_socket(ep: Endpoint, *,
-                   socket_factory: Callable[[], DiagSocket] = open_diag_socket) -> None:
+def destroy_socket(ep: Endpoint, *, socket_factory: Callable[[], DiagSocket] = open_diag_socket) -> None:
     """Abort ``ep`` inside its own network namespace; its owner sees ``ECONNABORTED``.
 
     Raises:
@@ -136,8 +142,10 @@ def signal_process(pid: int, sig: int = signal.SIGTERM) -> None:
     except ProcessLookupError:
         raise SignalError(f"process {pid} is already gone") from None
     except PermissionError:
-        raise SignalError(f"not permitted to send {name} to process {pid}: it belongs to "
-                          "another user (run sockscope as root)") from None
+        raise SignalError(
+            f"not permitted to send {name} to process {pid}: it belongs to "
+            "another user (run sockscope as root)"
+        ) from None
 
 
 CAP_NET_ADMIN = 12  # include/uapi/linux/capability.h

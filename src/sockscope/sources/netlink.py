@@ -55,7 +55,10 @@ def open_diag_socket() -> _socket.socket:
 
 
 def read_dump(
-    sock: DiagSocket, request: bytes, parse_chunk: ChunkParser, buffer: bytearray | None = None,
+    sock: DiagSocket,
+    request: bytes,
+    parse_chunk: ChunkParser,
+    buffer: bytearray | None = None,
 ) -> tuple[list[Endpoint], bool]:
     """Send one dump request; return every endpoint in the reply.
 

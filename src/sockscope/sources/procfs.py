@@ -128,8 +128,7 @@ class ProcFS:
         return owners, denied
 
 
-def _scan_fds(root: str, pids: list[str], results: list[_Held | None],
-              claim: Callable[[], int]) -> None:
+def _scan_fds(root: str, pids: list[str], results: list[_Held | None], claim: Callable[[], int]) -> None:
     """Fill ``results[i]`` for each process index claimed, until none are left."""
     flags = os.O_RDONLY | os.O_DIRECTORY
     while True:

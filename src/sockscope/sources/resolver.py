@@ -37,8 +37,11 @@ def _reverse(addr: IPAddress) -> str | None:
     return host
 
 
-def resolve_hosts(addrs: Iterable[IPAddress], budget_s: float = DNS_BUDGET_S,
-                  lookup: Callable[[IPAddress], str | None] = _reverse) -> dict[IPAddress, str]:
+def resolve_hosts(
+    addrs: Iterable[IPAddress],
+    budget_s: float = DNS_BUDGET_S,
+    lookup: Callable[[IPAddress], str | None] = _reverse,
+) -> dict[IPAddress, str]:
     """Names for as many of ``addrs`` as resolve within ``budget_s`` seconds in total.
 
     ``lookup`` is the per-address resolver (tests pass a slow one to check the budget).

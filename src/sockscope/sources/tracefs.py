@@ -35,8 +35,9 @@ def _ensure_mounted() -> None:
         return
     if os.geteuid() != 0:
         raise TraceUnavailableError("the state-change tracepoint needs root")
-    res = subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
-                         capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        ["mount", "-t", "tracefs", "nodev", str(TRACEFS)], capture_output=True, text=True, check=False
+    )
     if res.returncode != 0 or not (TRACEFS / "instances").is_dir():
         raise TraceUnavailableError(f"cannot mount tracefs: {res.stderr.strip() or 'unknown error'}")
 
@@ -88,8 +89,7 @@ class TraceSession:
             #: What the kernel records (the event's filter); None: every transition.
             self.event_filter = self._set_filter(event_filter) if event_filter else None
             self._write(f"{EVENT}/enable", "1")
-            for cpu in sorted((self.path / "per_cpu").glob("cpu[0-9]*"),
-                              key=lambda p: int(p.name[3:])):
+            for cpu in sorted((self.path / "per_cpu").glob("cpu[0-9]*"), key=lambda p: int(p.name[3:])):
                 self.fds.append(os.open(cpu / "trace_pipe_raw", os.O_RDONLY | os.O_NONBLOCK))
         except OSError as exc:
             self.close()

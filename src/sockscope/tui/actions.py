@@ -37,8 +37,7 @@ else:
 def describe(ep: Endpoint) -> str:
     """``tcp 127.0.0.1:45082 -> 127.0.0.1:2323 ESTABLISHED``."""
     remote = "*" if ep.remote_address is None else f"{ep.remote_address}:{ep.remote_port}"
-    return f"{ep.proto.value} {ep.local_address}:{ep.local_port} -> {remote} " \
-           f"{ep.state.label(ep.proto)}"
+    return f"{ep.proto.value} {ep.local_address}:{ep.local_port} -> {remote} {ep.state.label(ep.proto)}"
 
 
 class ActionsMixin(_Base):
@@ -60,8 +59,7 @@ class ActionsMixin(_Base):
 
     def _may_act(self) -> bool:
         if not self.options.can_act:
-            self.notify("a replayed recording: there is nothing live to act on",
-                        severity="warning")
+            self.notify("a replayed recording: there is nothing live to act on", severity="warning")
         return self.options.can_act
 
     # -- close a connection --------------------------------------------------------
@@ -82,8 +80,10 @@ class ActionsMixin(_Base):
             return
         owner = row.owner
         who = f"{owner.name} (pid {owner.pid})" if owner is not None else "its owner"
-        message = (f"{describe(ep)}\n\nThe kernel aborts it (SOCK_DESTROY, as ss -K): {who} "
-                   "gets ECONNABORTED and a TCP peer a reset.")
+        message = (
+            f"{describe(ep)}\n\nThe kernel aborts it (SOCK_DESTROY, as ss -K): {who} "
+            "gets ECONNABORTED and a TCP peer a reset."
+        )
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -97,8 +97,7 @@ class ActionsMixin(_Base):
         try:
             destroy_socket(ep)
         except CloseError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Not closed", severity="error",
-                                  timeout=8)
+            self.call_from_thread(self.notify, str(exc), title="Not closed", severity="error", timeout=8)
             return
         self.call_from_thread(self.notify, f"closed {describe(ep)}", title="Closed")
 
@@ -111,8 +110,9 @@ class ActionsMixin(_Base):
             return
         owner = row.owner
         if owner is None:
-            self.notify("no process holds this socket (queued, TIME_WAIT, or not visible "
-                        "to you)", severity="warning")
+            self.notify(
+                "no process holds this socket (queued, TIME_WAIT, or not visible to you)", severity="warning"
+            )
             return
         message = f"{owner.name} (pid {owner.pid}), holding {describe(row.endpoint)}"
 
@@ -145,9 +145,13 @@ class ActionsMixin(_Base):
         """Write the rows shown to ``path`` (CSV, or JSON for ``.json``); returns the count."""
         rows = list(self.view)
         now = self.clock()
-        header: dict[str, object] = {"time": time.time(), "netns": self.options.netns or None,
-                                     "filter": self.query_filter_text(),
-                                     "sort": self.table.sort, "reverse": self.table.reverse}
+        header: dict[str, object] = {
+            "time": time.time(),
+            "netns": self.options.netns or None,
+            "filter": self.query_filter_text(),
+            "sort": self.table.sort,
+            "reverse": self.table.reverse,
+        }
         text = render_rows(rows, format_for(str(path)), now, header)
         try:
             path.write_text(text, encoding="utf-8")
@@ -165,4 +169,3 @@ class ActionsMixin(_Base):
     def action_help(self) -> None:
         """Every key, the colors and the columns."""
         self.push_screen(HelpScreen(COLUMNS))
-

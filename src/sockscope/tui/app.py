@@ -103,8 +103,14 @@ class TopApp(FilterMixin, ActionsMixin, App[int]):
         Binding("question_mark", "help", "Help"),
     ]
 
-    def __init__(self, options: TopOptions, feed: Feed | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, names: Names | None = None) -> None:
+    def __init__(
+        self,
+        options: TopOptions,
+        feed: Feed | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        names: Names | None = None,
+    ) -> None:
         super().__init__()
         self.options = options
         self.feed = feed
@@ -114,8 +120,12 @@ class TopApp(FilterMixin, ActionsMixin, App[int]):
         self._event_fields = uses_event_fields(self.filter)
         self.sort = DEFAULT_SORT
         self.view = View(COLUMNS_BY_NAME[self.sort].key, accept=self.accepts)
-        self.board = Board(self.view, linger=options.linger, highlight=options.highlight,
-                           tables=feed.tables if feed is not None else True)
+        self.board = Board(
+            self.view,
+            linger=options.linger,
+            highlight=options.highlight,
+            tables=feed.tables if feed is not None else True,
+        )
         self.history = ListenerHistory()
         self.pending: list[Batch] = []
         self.paused = False
@@ -136,9 +146,11 @@ class TopApp(FilterMixin, ActionsMixin, App[int]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="filter-bar"):
-            yield Input(self.options.filter_text, id="filter-input",
-                        placeholder="filter, e.g. port == 2323 and state == established "
-                                    "(Enter keeps it, Esc closes)")
+            yield Input(
+                self.options.filter_text,
+                id="filter-input",
+                placeholder="filter, e.g. port == 2323 and state == established (Enter keeps it, Esc closes)",
+            )
             yield Static("", id="filter-error")
         with Horizontal(id="body"):
             yield ConnTable(self.view, self.visible_columns(), id="table")
@@ -260,24 +272,33 @@ class TopApp(FilterMixin, ActionsMixin, App[int]):
             table.refresh_rows(ctx)
         if not self.options.numeric:
             top = round(table.scroll_offset.y)
-            shown = [table.view.row_at(i) for i in range(top, min(len(table.view),
-                                                                   top + table.page_height))]
-            self.names.want(a for r in shown for a in (r.endpoint.local_address,
-                                                         r.endpoint.remote_address))
+            shown = [table.view.row_at(i) for i in range(top, min(len(table.view), top + table.page_height))]
+            self.names.want(a for r in shown for a in (r.endpoint.local_address, r.endpoint.remote_address))
         if self.part("#listeners", Widget).display and not self.paused:
             self.part("#listeners-text", Static).update(
-                render_listeners(self.listeners, self.history, ctx.notation))
+                render_listeners(self.listeners, self.history, ctx.notation)
+            )
         if self.part("#detail", Widget).display:
             self.part("#detail-text", Static).update(render_detail(table.cursor_row, ctx))
-        self.part("#status", Static).update(render_status(StatusInfo(
-            self.counts, self._rate, self.stats, self.options.privilege, len(self.view),
-            len(self.board), len(self.pending) if self.paused else None,
-            self.filter.text if self.filter is not None else "", self.options.netns)))
+        self.part("#status", Static).update(
+            render_status(
+                StatusInfo(
+                    self.counts,
+                    self._rate,
+                    self.stats,
+                    self.options.privilege,
+                    len(self.view),
+                    len(self.board),
+                    len(self.pending) if self.paused else None,
+                    self.filter.text if self.filter is not None else "",
+                    self.options.netns,
+                )
+            )
+        )
 
     def on_conn_table_selected(self, message: ConnTable.Selected) -> None:
         if self.alive() and self.part("#detail", Widget).display:
-            self.part("#detail-text", Static).update(
-                render_detail(message.row, self.context(self.clock())))
+            self.part("#detail-text", Static).update(render_detail(message.row, self.context(self.clock())))
 
     def on_conn_table_sort_requested(self, message: ConnTable.SortRequested) -> None:
         if message.column == self.sort:
@@ -290,8 +311,7 @@ class TopApp(FilterMixin, ActionsMixin, App[int]):
     def set_sort(self, column: str, reverse: bool) -> None:
         """Sort by ``column``."""
         self.sort = column
-        self.view.rebuild(self.board.rows.values(), key=COLUMNS_BY_NAME[column].key,
-                          reverse=reverse)
+        self.view.rebuild(self.board.rows.values(), key=COLUMNS_BY_NAME[column].key, reverse=reverse)
         self.table.set_sort(column, reverse)
         self.update_screen(self.clock())
 

@@ -94,6 +94,7 @@ def _info(attr: str) -> Callable[[Row], int | None]:
     def get(row: Row) -> int | None:
         info = _tcp_info(row)
         return None if info is None else int(getattr(info, attr))
+
     return get
 
 
@@ -120,8 +121,16 @@ def _rtt(row: Row, _ctx: Context) -> str:
     return "" if info is None else rtt_text(info.rtt_us)
 
 
-def _field(name: str, width: int, fmt: Format, key: Callable[[Row], object], *,
-           right: bool = False, process: bool = False, grow: bool = False) -> Column:
+def _field(
+    name: str,
+    width: int,
+    fmt: Format,
+    key: Callable[[Row], object],
+    *,
+    right: bool = False,
+    process: bool = False,
+    grow: bool = False,
+) -> Column:
     f = FIELDS_BY_NAME[name]
     return Column(name, f.header, f.help, width, fmt, key, right, process, grow)
 
@@ -134,30 +143,63 @@ _sent = _info("bytes_sent")
 _received = _info("bytes_received")
 
 COLUMNS: tuple[Column, ...] = (
-    _field("proto", 5, lambda r, c: proto_label(r.endpoint, _bsd(c)),
-           lambda r: (r.endpoint.proto.value, r.endpoint.family)),
-    _field("laddr", 19, lambda r, c: c.notation.local(r.endpoint),
-           lambda r: _addr_key(r.endpoint, True), grow=True),
-    _field("raddr", 19, lambda r, c: c.notation.remote(r.endpoint),
-           lambda r: _addr_key(r.endpoint, False), grow=True),
-    _field("state", 13, lambda r, c: _state(r.endpoint),
-           lambda r: int(r.endpoint.state)),
-    _field("process", 10, lambda r, c: _owner_text(r),
-           lambda r: r.owner.name.lower() if r.owner else None, process=True),
-    _field("pid", 7, lambda r, c: str(r.owner.pid) if r.owner else "-",
-           lambda r: r.owner.pid if r.owner else None, right=True, process=True),
-    _field("user", 6, lambda r, c: "-" if r.endpoint.uid is None else c.user_name(r.endpoint.uid),
-           lambda r: r.endpoint.uid),
-    _field("recv_q", 6, lambda r, c: str(r.endpoint.recv_q), lambda r: r.endpoint.recv_q,
-           right=True),
-    _field("send_q", 6, lambda r, c: str(r.endpoint.send_q), lambda r: r.endpoint.send_q,
-           right=True),
+    _field(
+        "proto",
+        5,
+        lambda r, c: proto_label(r.endpoint, _bsd(c)),
+        lambda r: (r.endpoint.proto.value, r.endpoint.family),
+    ),
+    _field(
+        "laddr",
+        19,
+        lambda r, c: c.notation.local(r.endpoint),
+        lambda r: _addr_key(r.endpoint, True),
+        grow=True,
+    ),
+    _field(
+        "raddr",
+        19,
+        lambda r, c: c.notation.remote(r.endpoint),
+        lambda r: _addr_key(r.endpoint, False),
+        grow=True,
+    ),
+    _field("state", 13, lambda r, c: _state(r.endpoint), lambda r: int(r.endpoint.state)),
+    _field(
+        "process",
+        10,
+        lambda r, c: _owner_text(r),
+        lambda r: r.owner.name.lower() if r.owner else None,
+        process=True,
+    ),
+    _field(
+        "pid",
+        7,
+        lambda r, c: str(r.owner.pid) if r.owner else "-",
+        lambda r: r.owner.pid if r.owner else None,
+        right=True,
+        process=True,
+    ),
+    _field(
+        "user",
+        6,
+        lambda r, c: "-" if r.endpoint.uid is None else c.user_name(r.endpoint.uid),
+        lambda r: r.endpoint.uid,
+    ),
+    _field("recv_q", 6, lambda r, c: str(r.endpoint.recv_q), lambda r: r.endpoint.recv_q, right=True),
+    _field("send_q", 6, lambda r, c: str(r.endpoint.send_q), lambda r: r.endpoint.send_q, right=True),
     _field("rtt", 7, _rtt, _info("rtt_us"), right=True),
     _field("bytes_sent", 7, lambda r, c: size_text(_sent(r)), _sent, right=True),
     _field("bytes_received", 8, lambda r, c: size_text(_received(r)), _received, right=True),
     # Not an endpoint field: how long top has known the socket (its duration once closed).
-    Column("age", "Age", "time since the socket was first seen; once closed, how long it lived",
-           6, lambda r, c: age_text(row_age(r, c.now)), lambda r: -r.first_seen, right=True),
+    Column(
+        "age",
+        "Age",
+        "time since the socket was first seen; once closed, how long it lived",
+        6,
+        lambda r, c: age_text(row_age(r, c.now)),
+        lambda r: -r.first_seen,
+        right=True,
+    ),
 )
 
 COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
@@ -188,8 +230,7 @@ def render_cells(row: Row, columns: Sequence[Column], widths: Sequence[int], ctx
     return " ".join(parts)
 
 
-def render_header(columns: Sequence[Column], widths: Sequence[int], sort: str,
-                  reverse: bool) -> str:
+def render_header(columns: Sequence[Column], widths: Sequence[int], sort: str, reverse: bool) -> str:
     """The header line, with an arrow on the sort column."""
     parts = []
     for col, w in zip(columns, widths, strict=True):

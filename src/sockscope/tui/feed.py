@@ -100,12 +100,12 @@ def differs(old: Endpoint | None, new: Endpoint) -> bool:
     a, b = old.tcp_info, new.tcp_info
     if a is None or b is None:
         return True
-    return old[:_INFO] != new[:_INFO] or old[_INFO + 1:] != new[_INFO + 1:] or \
-        a[:_CLOCKS] != b[:_CLOCKS]
+    return old[:_INFO] != new[:_INFO] or old[_INFO + 1 :] != new[_INFO + 1 :] or a[:_CLOCKS] != b[:_CLOCKS]
 
 
-def table_delta(prev: Mapping[Key, Endpoint], cur: Mapping[Key, Endpoint]
-                ) -> tuple[dict[Key, Endpoint], set[Key]]:
+def table_delta(
+    prev: Mapping[Key, Endpoint], cur: Mapping[Key, Endpoint]
+) -> tuple[dict[Key, Endpoint], set[Key]]:
     """Endpoints new or different in ``cur``, and keys ``cur`` no longer has."""
     get = prev.get
     changed = {k: ep for k, ep in cur.items() if differs(get(k), ep)}
@@ -118,8 +118,9 @@ class WatchFeed:
 
     tables = True
 
-    def __init__(self, watcher: Watcher, somaxconn: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, watcher: Watcher, somaxconn: int | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.watcher = watcher
         self.somaxconn = somaxconn
         self.clock = clock
@@ -129,16 +130,23 @@ class WatchFeed:
         st = self.watcher.stats
         trace = self.watcher.trace
         overruns = trace.session.overruns() if trace is not None else st.trace_overruns
-        return FeedStats(st.sources, st.destroy_overruns + overruns, st.lost_closes,
-                         st.foreign, sum(st.events.values()))
+        return FeedStats(
+            st.sources, st.destroy_overruns + overruns, st.lost_closes, st.foreign, sum(st.events.values())
+        )
 
-    def polled(self, events: list[Event], prev: Mapping[Key, Endpoint]
-                ) -> tuple[Batch, dict[Key, Endpoint]]:
+    def polled(self, events: list[Event], prev: Mapping[Key, Endpoint]) -> tuple[Batch, dict[Key, Endpoint]]:
         table = dict(self.watcher.table)  # a copy: the watcher keeps changing its own
         changed, gone = table_delta(prev, table)
-        batch = Batch(events, self.clock(), changed, gone, True,
-                      tuple(build_listeners(table.values(), self.somaxconn)),
-                      state_counts(table), self.stats())
+        batch = Batch(
+            events,
+            self.clock(),
+            changed,
+            gone,
+            True,
+            tuple(build_listeners(table.values(), self.somaxconn)),
+            state_counts(table),
+            self.stats(),
+        )
         return batch, table
 
     def run(self, post: Post, stopped: Stopped) -> None:
@@ -163,8 +171,7 @@ class WatchFeed:
 class _Pump:
     """Hands the watcher's output over between its waits (called as its ``idle``)."""
 
-    def __init__(self, feed: WatchFeed, post: Post, stopped: Stopped,
-                 table: dict[Key, Endpoint]) -> None:
+    def __init__(self, feed: WatchFeed, post: Post, stopped: Stopped, table: dict[Key, Endpoint]) -> None:
         self.feed = feed
         self.post = post
         self.stopped = stopped
@@ -199,9 +206,13 @@ class ReplayFeed:
 
     tables = False
 
-    def __init__(self, events: Sequence[Event], speed: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        events: Sequence[Event],
+        speed: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.events = list(events)
         self.speed = speed
         self.clock = clock
@@ -224,8 +235,9 @@ class ReplayFeed:
             j = i
             while j < len(self.events) and self.events[j].mono - base <= due + POST_EVERY:
                 j += 1
-            chunk = [ev._replace(mono=start + (ev.mono - base) / (self.speed or 1.0))
-                     for ev in self.events[i:j]]
+            chunk = [
+                ev._replace(mono=start + (ev.mono - base) / (self.speed or 1.0)) for ev in self.events[i:j]
+            ]
             sent += len(chunk)
             post(Batch(chunk, self.clock(), stats=FeedStats(("replay",), events=sent)))
             i = j

@@ -95,6 +95,7 @@ class FilterMixin(_Base):
         def table(self) -> ConnTable: ...
         def part(self, selector: str, kind: type[W]) -> W: ...
         def update_screen(self, now: float) -> None: ...
+
         clock: Callable[[], float]
 
     def parse(self, text: str) -> Filter | None:
@@ -176,4 +177,3 @@ class FilterMixin(_Base):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter-input":
             self.action_close_filter()
-

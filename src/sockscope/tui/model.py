@@ -113,11 +113,14 @@ def merge(old: Endpoint, new: Endpoint, *, dump: bool = False) -> Endpoint:
         return old._replace(state=new.state)
     if old.cookie is None:
         return new
-    keep_owners = not new.owners and bool(old.owners) and \
-        (not dump or (new.inode != 0 and new.inode == old.inode))
+    keep_owners = (
+        not new.owners and bool(old.owners) and (not dump or (new.inode != 0 and new.inode == old.inode))
+    )
     if keep_owners or (new.tcp_info is None and old.tcp_info is not None):
-        return new._replace(owners=old.owners if keep_owners else new.owners,
-                            tcp_info=new.tcp_info if new.tcp_info is not None else old.tcp_info)
+        return new._replace(
+            owners=old.owners if keep_owners else new.owners,
+            tcp_info=new.tcp_info if new.tcp_info is not None else old.tcp_info,
+        )
     return new
 
 
@@ -132,8 +135,9 @@ class Board:
     only events, so rows never close by being missing from a dump.
     """
 
-    def __init__(self, view: View, *, linger: float = 5.0, highlight: float = 3.0,
-                 tables: bool = True) -> None:
+    def __init__(
+        self, view: View, *, linger: float = 5.0, highlight: float = 3.0, tables: bool = True
+    ) -> None:
         self.view = view
         self.linger = linger
         self.highlight = highlight
@@ -203,8 +207,9 @@ class Board:
 
     # -- dumps ---------------------------------------------------------------------
 
-    def apply_delta(self, changed: Mapping[Key, Endpoint], gone: Iterable[Key],
-                    now: float, mono: float) -> None:
+    def apply_delta(
+        self, changed: Mapping[Key, Endpoint], gone: Iterable[Key], now: float, mono: float
+    ) -> None:
         """A poll's dump: new figures for ``changed``, ``gone`` left the dump.
 
         Rows updated this way are not highlighted: state changes come as events. A dump
@@ -298,12 +303,14 @@ class Board:
 
     def _cool(self, row: Row) -> None:
         """Forget a row that needs no timer any more."""
-        if row.status is Status.NORMAL and row.missing_since is None and \
-                (row.in_table or row.endpoint.cookie is not None or not self.tables):
+        if (
+            row.status is Status.NORMAL
+            and row.missing_since is None
+            and (row.in_table or row.endpoint.cookie is not None or not self.tables)
+        ):
             self.hot.pop(row.seq, None)
 
-    def _close(self, row: Row, ep: Endpoint, now: float, mono: float | None,
-               duration: float | None) -> None:
+    def _close(self, row: Row, ep: Endpoint, now: float, mono: float | None, duration: float | None) -> None:
         row.endpoint = ep
         row.closed_at = mono if mono is not None else now
         row.duration = duration if duration is not None else row.closed_at - row.first_seen

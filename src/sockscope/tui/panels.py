@@ -26,20 +26,41 @@ from sockscope.tui.model import Row, is_queued
 
 #: Registry fields that are not an endpoint's own (events, or either-end shorthands).
 _NOT_ENDPOINT = {"event", "duration", "port", "addr"}
-_TCP_INFO_UNITS = {"rtt_us": "us", "rttvar_us": "us", "rto_us": "us", "min_rtt_us": "us",
-                   "delivery_rate": "B/s", "pacing_rate": "B/s", "last_data_recv_ms": "ms",
-                   "last_ack_recv_ms": "ms"}
+_TCP_INFO_UNITS = {
+    "rtt_us": "us",
+    "rttvar_us": "us",
+    "rto_us": "us",
+    "min_rtt_us": "us",
+    "delivery_rate": "B/s",
+    "pacing_rate": "B/s",
+    "last_data_recv_ms": "ms",
+    "last_ack_recv_ms": "ms",
+}
 SPARK = 20  # sparkline width in the listeners panel
-STATE_ORDER = ("LISTEN", "ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2",
-               "CLOSE-WAIT", "LAST-ACK", "CLOSING", "TIME-WAIT", "CLOSE", "UDP")
+STATE_ORDER = (
+    "LISTEN",
+    "ESTAB",
+    "SYN-SENT",
+    "SYN-RECV",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "CLOSE-WAIT",
+    "LAST-ACK",
+    "CLOSING",
+    "TIME-WAIT",
+    "CLOSE",
+    "UDP",
+)
 
 
-def render_listeners(listeners: Sequence[Listener], history: ListenerHistory,
-                     notation: Notation) -> Text:
+def render_listeners(listeners: Sequence[Listener], history: ListenerHistory, notation: Notation) -> Text:
     """One line per listener: queue gauge against the backlog, half-open, drops, trends."""
     out = Text(no_wrap=True, overflow="crop")
-    out.append(f"{'Listener':<21} {'Accept queue':<17} {'Half-open':>9} {'Drops':>6} "
-               f"{'Program':<12} {'Queue':<{SPARK}} New conn/s\n", style="bold")
+    out.append(
+        f"{'Listener':<21} {'Accept queue':<17} {'Half-open':>9} {'Drops':>6} "
+        f"{'Program':<12} {'Queue':<{SPARK}} New conn/s\n",
+        style="bold",
+    )
     if not listeners:
         out.append("no TCP listeners")
         return out
@@ -75,17 +96,20 @@ def _value(value: object) -> str:
 def _endpoint_fields(ep: Endpoint, user_name: str) -> list[tuple[str, str]]:
     pairs = []
     for f in FIELDS:
-        if f.name in _NOT_ENDPOINT or f.name in ("rtt", "cwnd", "retrans") or \
-                f.name.startswith(("bytes_", "delivery")):
+        if (
+            f.name in _NOT_ENDPOINT
+            or f.name in ("rtt", "cwnd", "retrans")
+            or f.name.startswith(("bytes_", "delivery"))
+        ):
             continue  # TCP info has a section of its own
         value = user_name if f.name == "user" else _value(f.get(ep))
         pairs.append((f.header, value))
-    pairs.append(("Queued", "yes: accepted by TCP, not yet by the application"
-                  if is_queued(ep) else "no"))
+    pairs.append(("Queued", "yes: accepted by TCP, not yet by the application" if is_queued(ep) else "no"))
     pairs.append(("Cgroup", _value(ep.cgroup_id)))
     if ep.timer is not None:
-        pairs.append(("Timer", f"{ep.timer.kind} {ep.timer.expires_ms}ms "
-                               f"(retransmits {ep.timer.retransmits})"))
+        pairs.append(
+            ("Timer", f"{ep.timer.kind} {ep.timer.expires_ms}ms (retransmits {ep.timer.retransmits})")
+        )
     return pairs
 
 
@@ -99,8 +123,9 @@ def render_detail(row: Row | None, ctx: Context) -> Text:
     nt = ctx.notation
     out.append(f"{ep.proto.value} {nt.local(ep)} -> {nt.remote(ep)}\n", style="bold")
     age = age_text(row_age(row, ctx.now))
-    out.append(f"closed, lived {age}\n" if row.closed else f"seen for {age}\n",
-               style="red" if row.closed else "")
+    out.append(
+        f"closed, lived {age}\n" if row.closed else f"seen for {age}\n", style="red" if row.closed else ""
+    )
     user = ctx.user_name(ep.uid) if ep.uid is not None else "-"
     for header, value in _endpoint_fields(ep, user):
         out.append(f"  {header + ':':<15}{value}\n")
@@ -110,8 +135,9 @@ def render_detail(row: Row | None, ctx: Context) -> Text:
         out.append("  none (not TCP, or not dumped yet)\n")
     else:
         for name, value in info._asdict().items():
-            shown = size_text(value) if name.startswith("bytes_") else \
-                f"{value}{_TCP_INFO_UNITS.get(name, '')}"
+            shown = (
+                size_text(value) if name.startswith("bytes_") else f"{value}{_TCP_INFO_UNITS.get(name, '')}"
+            )
             out.append(f"  {name + ':':<18}{shown}\n")
     out.append("Owners\n", style="bold")
     for o in ep.owners:

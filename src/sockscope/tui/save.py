@@ -17,13 +17,15 @@ def _record(row: Row, now: float) -> dict[str, object]:
     rec = endpoint_record(row.endpoint, info=True)
     end = row.closed_at if row.closed_at is not None else now
     owner = row.owner
-    rec.update(status=row.status.name.lower(), age=round(end - row.first_seen, 6),
-               process=None if owner is None else {"pid": owner.pid, "name": owner.name})
+    rec.update(
+        status=row.status.name.lower(),
+        age=round(end - row.first_seen, 6),
+        process=None if owner is None else {"pid": owner.pid, "name": owner.name},
+    )
     return rec
 
 
-def render_rows(rows: Iterable[Row], fmt: str, now: float,
-                header: dict[str, object] | None = None) -> str:
+def render_rows(rows: Iterable[Row], fmt: str, now: float, header: dict[str, object] | None = None) -> str:
     """``fmt`` is ``json`` (a document: ``header`` fields, then ``endpoints``) or ``csv``."""
     records = [_record(r, now) for r in rows]
     if fmt == "json":

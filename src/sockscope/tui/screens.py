@@ -65,8 +65,9 @@ class SignalScreen(ModalScreen[int | None]):
             yield Static(self.message, classes="dialog-body")
             with Horizontal(classes="dialog-buttons"):
                 for sig in SIGNALS:
-                    yield Button(sig.name, variant="error" if sig is signal.SIGKILL else "warning",
-                                 id=sig.name)
+                    yield Button(
+                        sig.name, variant="error" if sig is signal.SIGKILL else "warning", id=sig.name
+                    )
                 yield Button("Cancel (n)", variant="primary", id="cancel")
 
     def on_mount(self) -> None:
@@ -93,8 +94,7 @@ class SaveScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Save the rows shown", classes="dialog-title")
-            yield Static("File name (.csv or .json); Enter saves, Escape cancels.",
-                         classes="dialog-body")
+            yield Static("File name (.csv or .json); Enter saves, Escape cancels.", classes="dialog-body")
             yield Input(self.default, id="path")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -124,8 +124,10 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("q / ctrl+c", "quit"),
 )
 
-COLORS = ("green: new since it was shown; yellow: state changed; red: closed, kept for "
-          "--linger seconds, however short its life was")
+COLORS = (
+    "green: new since it was shown; yellow: state changed; red: closed, kept for "
+    "--linger seconds, however short its life was"
+)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -142,8 +144,9 @@ class HelpScreen(ModalScreen[None]):
         cols = "\n".join(f"  {c.header:<14} ({c.name}) {c.help}" for c in self.columns)
         with VerticalScroll(classes="dialog help"):
             yield Label("sockscope top: keys", classes="dialog-title")
-            yield Static(f"{keys}\n\n  {COLORS}\n\nColumns (names as in filters)\n{cols}",
-                         classes="dialog-body")
+            yield Static(
+                f"{keys}\n\n  {COLORS}\n\nColumns (names as in filters)\n{cols}", classes="dialog-body"
+            )
 
     def action_close(self) -> None:
         """Back to the table."""

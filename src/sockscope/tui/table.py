@@ -40,7 +40,9 @@ class ConnTable(ScrollView, can_focus=True):
     """Rows of a ``View`` under a fixed header; the cursor follows a row, not a line."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "conn-table--header", "conn-table--cursor", *_STATUS_CLASS.values(),
+        "conn-table--header",
+        "conn-table--cursor",
+        *_STATUS_CLASS.values(),
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor(-1)", "Up", show=False),
@@ -65,8 +67,15 @@ class ConnTable(ScrollView, can_focus=True):
             super().__init__()
             self.column = column
 
-    def __init__(self, view: View, columns: Sequence[Column], *, name: str | None = None,
-                 id: str | None = None, classes: str | None = None) -> None:  # Textual's names
+    def __init__(
+        self,
+        view: View,
+        columns: Sequence[Column],
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:  # Textual's names
         super().__init__(name=name, id=id, classes=classes)
         self.view = view
         self.columns: list[Column] = list(columns)

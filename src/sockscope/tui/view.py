@@ -68,8 +68,13 @@ class View:
         if i < len(self.entries) and self.entries[i][2] is entry[2]:
             del self.entries[i]
 
-    def rebuild(self, rows: Iterable[Row], key: SortKey | None = None,
-                reverse: bool | None = None, accept: Accept | None = None) -> None:
+    def rebuild(
+        self,
+        rows: Iterable[Row],
+        key: SortKey | None = None,
+        reverse: bool | None = None,
+        accept: Accept | None = None,
+    ) -> None:
         """Filter and sort everything again (a new sort column, order or filter)."""
         if key is not None:
             self.key = key

@@ -84,21 +84,37 @@ class WatchStats:
 class Watcher:
     """An iterator of ``Event``s, plus the live table of current sockets (``table``)."""
 
-    def __init__(self, query: Query, *, interval: float = 1.0, sources: Iterable[str] | None = None,
-                 procfs: ProcFS | None = None) -> None:
+    def __init__(
+        self,
+        query: Query,
+        *,
+        interval: float = 1.0,
+        sources: Iterable[str] | None = None,
+        procfs: ProcFS | None = None,
+    ) -> None:
         # Two dumps a poll: everything but listeners on the fast path (no attributes), and
         # listeners alone with their memory counters (drops). TIME_WAIT remnants never
         # make an event (see _filter_poll) and a busy server has tens of thousands of
         # them, so they stay in the kernel.
-        self.query = Query(protocols=query.protocols, families=query.families,
-                           kernel=KernelFilter(ALL_STATES - {TcpState.TIME_WAIT, TcpState.LISTEN},
-                                               query.kernel.bytecode, query.kernel.ports),
-                           processes=False, tcp_info=query.tcp_info, netns=query.netns,
-                           source="netlink")
-        self.listen_query = Query(protocols=query.protocols, families=query.families,
-                                  kernel=KernelFilter(frozenset({TcpState.LISTEN}),
-                                                      query.kernel.bytecode, query.kernel.ports),
-                                  memory=True, netns=query.netns, source="netlink")
+        self.query = Query(
+            protocols=query.protocols,
+            families=query.families,
+            kernel=KernelFilter(
+                ALL_STATES - {TcpState.TIME_WAIT, TcpState.LISTEN}, query.kernel.bytecode, query.kernel.ports
+            ),
+            processes=False,
+            tcp_info=query.tcp_info,
+            netns=query.netns,
+            source="netlink",
+        )
+        self.listen_query = Query(
+            protocols=query.protocols,
+            families=query.families,
+            kernel=KernelFilter(frozenset({TcpState.LISTEN}), query.kernel.bytecode, query.kernel.ports),
+            memory=True,
+            netns=query.netns,
+            source="netlink",
+        )
         self.interval = interval
         wanted = set(sources) if sources is not None else {"poll", "destroy", "trace"}
         self.procfs = procfs or ProcFS()
@@ -127,29 +143,46 @@ class Watcher:
         active = ["poll"]
         if "destroy" in wanted:
             with entered_netns(self.query.netns):
-                self.destroy = DestroySubscriber(self.query.protocols, self.query.families,
-                                                 self.query.netns or "", self.query.kernel.ports)
+                self.destroy = DestroySubscriber(
+                    self.query.protocols, self.query.families, self.query.netns or "", self.query.kernel.ports
+                )
             self.destroy.start()
             active.append("destroy")
         if "trace" in wanted and Proto.TCP in self.query.protocols:
             try:
                 with entered_netns(self.query.netns):
                     ephemeral = ephemeral_port_range()
-                self.trace = TraceMerger(TraceSession(event_filter=filter_expression(
-                    self.query.kernel.ports, self.query.families, ephemeral)), self.query, self)
+                self.trace = TraceMerger(
+                    TraceSession(
+                        event_filter=filter_expression(
+                            self.query.kernel.ports, self.query.families, ephemeral
+                        )
+                    ),
+                    self.query,
+                    self,
+                )
                 active.append("trace")
             except TraceUnavailableError as exc:
                 if "trace" in wanted and len(wanted) == 1:
                     raise
-                self.warnings.append(f"tracepoint source off: {exc}; opens shorter than the "
-                                     f"{self.interval:g}s poll are not seen")
+                self.warnings.append(
+                    f"tracepoint source off: {exc}; opens shorter than the "
+                    f"{self.interval:g}s poll are not seen"
+                )
         self.stats.sources = tuple(active)
         self.stats.port_filtered = tuple(
-            name for name, took in (
+            name
+            for name, took in (
                 ("destroy", self.destroy is not None and self.destroy.filtered),
-                ("trace", self.trace is not None and self.query.kernel.ports is not None
-                 and self.trace.session.event_filter is not None))
-            if took)
+                (
+                    "trace",
+                    self.trace is not None
+                    and self.query.kernel.ports is not None
+                    and self.trace.session.event_filter is not None,
+                ),
+            )
+            if took
+        )
         self._poll(emit=False)
 
     def close(self) -> None:
@@ -173,8 +206,7 @@ class Watcher:
     def __iter__(self) -> Iterator[Event]:
         return self.events()
 
-    def events(self, until: float | None = None,
-               idle: Callable[[], None] | None = None) -> Iterator[Event]:
+    def events(self, until: float | None = None, idle: Callable[[], None] | None = None) -> Iterator[Event]:
         """Events as they happen, until the monotonic time ``until`` (forever with None).
 
         ``idle`` is called before every wait, once the events so far are handed out (a
@@ -194,8 +226,10 @@ class Watcher:
 
     def step(self, timeout: float) -> list[Event]:
         """Wait up to ``timeout`` for the event sources and handle what they delivered."""
-        fds = [*(self.destroy.fds() if self.destroy is not None else []),
-               *(self.trace.fds() if self.trace is not None else [])]
+        fds = [
+            *(self.destroy.fds() if self.destroy is not None else []),
+            *(self.trace.fds() if self.trace is not None else []),
+        ]
         if self.destroyed or self.wiped:
             timeout = min(timeout, TRACE_LAG)
         # Under load every source is ready all the time; waking for each message would
@@ -272,8 +306,16 @@ class Watcher:
         if overruns:
             self.stats.destroy_overruns += overruns
             now = time.monotonic()
-            out.append(Event(EventKind.LOST, gone[0][0] if gone else _nothing(), now, _wall(now),
-                             Source.DESTROY, amount=overruns))
+            out.append(
+                Event(
+                    EventKind.LOST,
+                    gone[0][0] if gone else _nothing(),
+                    now,
+                    _wall(now),
+                    Source.DESTROY,
+                    amount=overruns,
+                )
+            )
             out.extend(self._poll())  # resynchronise: find what vanished
         self.destroyed.extend(gone)
         return out
@@ -286,8 +328,11 @@ class Watcher:
         touch(self.closed, key, now)
         opened = self.first_seen.pop(key, None)
         if prev is not None and not ep.remote_port and prev.remote_port:
-            ep = ep._replace(local_address=prev.local_address, remote_address=prev.remote_address,
-                             remote_port=prev.remote_port)  # a reset wiped the addresses
+            ep = ep._replace(
+                local_address=prev.local_address,
+                remote_address=prev.remote_address,
+                remote_port=prev.remote_port,
+            )  # a reset wiped the addresses
         process = None
         last_state = prev.state if prev is not None else None
         flushed: list[Event] = []
@@ -297,14 +342,12 @@ class Watcher:
                 wiped = self.trace.reset_close(ep.local_port)
                 if wiped is not None:
                     tkey = wiped
-                    ep = ep._replace(local_address=wiped[1], remote_address=wiped[3],
-                                     remote_port=wiped[4])
+                    ep = ep._replace(local_address=wiped[1], remote_address=wiped[3], remote_port=wiped[4])
             if self.trace.already_closed(tkey):
                 return []  # reported from the tracepoint when this message was overdue
             flushed, opened, last_state, process, exact = self.trace.closed(tkey, opened, last_state)
             now = exact if exact is not None else now
-        if (prev is not None and prev.state is TcpState.LISTEN) or \
-                (last_state is TcpState.LISTEN):
+        if (prev is not None and prev.state is TcpState.LISTEN) or (last_state is TcpState.LISTEN):
             kind = EventKind.UNLISTEN
         elif ep.proto is Proto.UDP and not ep.has_peer:
             kind = EventKind.UNBOUND
@@ -316,13 +359,21 @@ class Watcher:
             # end still belongs to whoever holds the listener on its local port.
             process = self.listener_owner(ep.local_port, ep.family)
         state = last_state or ep.state
-        shown = ep if state is ep.state and owners is ep.owners else \
-            ep._replace(state=state, owners=owners)
+        shown = ep if state is ep.state and owners is ep.owners else ep._replace(state=state, owners=owners)
         if self.trace is None:  # (the tracepoint knows a reset socket's tuple itself)
             self.peers.remember(shown, now)
-        return [*flushed, Event(kind, shown, now, _wall(now), Source.DESTROY,
-                                duration=None if opened is None else max(0.0, now - opened),
-                                process=process)]
+        return [
+            *flushed,
+            Event(
+                kind,
+                shown,
+                now,
+                _wall(now),
+                Source.DESTROY,
+                duration=None if opened is None else max(0.0, now - opened),
+                process=process,
+            ),
+        ]
 
     def _rebuild_wiped(self, now: float) -> list[Event]:
         """Reset sockets whose other end is known now (or that waited long enough)."""
@@ -345,15 +396,19 @@ class Watcher:
         if self.trace is not None:
             self.stats.trace_overruns = self.trace.session.overruns()
         if self.owners is not None:
-            self.owners.refresh_for([*(e.inode for e in eps),
-                                     *(ev.endpoint.inode for ev in self.awaiting_owner)])
+            self.owners.refresh_for(
+                [*(e.inode for e in eps), *(ev.endpoint.inode for ev in self.awaiting_owner)]
+            )
             get = self.owners.get
             eps = [e._replace(owners=get(e.inode)) if e.inode else e for e in eps]
         now = snap.monotonic
         events, table = diff(self.table, eps, now, snap.taken_at, self.first_seen)
         self.table = table
-        self.listeners = {(ep.family, ep.local_port): ep.owners[0] for ep in eps
-                          if ep.state is TcpState.LISTEN and ep.owners}
+        self.listeners = {
+            (ep.family, ep.local_port): ep.owners[0]
+            for ep in eps
+            if ep.state is TcpState.LISTEN and ep.owners
+        }
         # The tracepoint fires before a socket becomes visible to a dump, so reading it
         # after the dump yields every record of every socket the dump showed.
         traced = self.trace.read() if self.trace is not None else []
@@ -395,19 +450,24 @@ class Watcher:
             key = ev.endpoint.key
             if key in self.closed:
                 continue  # a TIME_WAIT remnant of a socket already reported closed
-            if ev.endpoint.state is TcpState.TIME_WAIT and ev.kind in (EventKind.OPENED,
-                                                                      EventKind.CLOSED):
+            if ev.endpoint.state is TcpState.TIME_WAIT and ev.kind in (EventKind.OPENED, EventKind.CLOSED):
                 # Remnants of connections that already closed: cookies are made lazily,
                 # so one never dumped before its close gets a new one in TIME_WAIT.
                 continue
             if ev.kind in (EventKind.OPENED, EventKind.LISTEN, EventKind.BOUND):
                 self.first_seen.setdefault(key, ev.mono)
-            if ev.kind in (EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOUND) \
-                    and self.destroy is not None:
+            if (
+                ev.kind in (EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOUND)
+                and self.destroy is not None
+            ):
                 self.vanished[key] = (ev.endpoint, now)  # wait for its destroy message
                 continue
-            if traced is not None and ev.kind in TRACED_KINDS and ev.endpoint.proto is Proto.TCP \
-                    and traced.covers(ev):
+            if (
+                traced is not None
+                and ev.kind in TRACED_KINDS
+                and ev.endpoint.proto is Proto.TCP
+                and traced.covers(ev)
+            ):
                 continue  # the tracepoint reported this transition exactly
             out.append(ev)
         return out
@@ -425,9 +485,16 @@ class Watcher:
                 del self.vanished[key]
                 self.stats.lost_closes += 1
                 opened = self.first_seen.pop(key, None)
-                out.append(Event(EventKind.CLOSED if ep.state is not TcpState.LISTEN
-                                 else EventKind.UNLISTEN, ep, now, _wall(now), Source.POLL,
-                                 duration=None if opened is None else now - opened))
+                out.append(
+                    Event(
+                        EventKind.CLOSED if ep.state is not TcpState.LISTEN else EventKind.UNLISTEN,
+                        ep,
+                        now,
+                        _wall(now),
+                        Source.POLL,
+                        duration=None if opened is None else now - opened,
+                    )
+                )
                 touch(self.closed, key, now)
         forget_before(self.closed, now - CLOSED_MEMORY, float)
         if self.trace is not None:

@@ -69,8 +69,9 @@ class TraceMerger:
         self.closed_here: dict[TKey, float] = {}  # closes reported without a destroy, oldest first
         # Closed connections whose 4-tuple was reused before their destroy came:
         # (close event and time, opened, last state, process), oldest first.
-        self.retired: dict[TKey, deque[tuple[tuple[Event, float], float | None,
-                                             TcpState | None, Owner | None]]] = {}
+        self.retired: dict[
+            TKey, deque[tuple[tuple[Event, float], float | None, TcpState | None, Owner | None]]
+        ] = {}
 
     def fds(self) -> list[int]:
         """For select()."""
@@ -92,8 +93,7 @@ class TraceMerger:
         return self.session.upto
 
     def _on_change(self, rec: StateChange) -> list[Event]:
-        raddr = None if rec.remote_port == 0 and rec.remote_address.is_unspecified \
-            else rec.remote_address
+        raddr = None if rec.remote_port == 0 and rec.remote_address.is_unspecified else rec.remote_address
         tkey: TKey = ("tcp", rec.local_address, rec.local_port, raddr, rec.remote_port)
         if rec.new_state is TcpState.CLOSE:
             # Reported by the destroy broadcast, with the final counters.
@@ -102,8 +102,7 @@ class TraceMerger:
             self.closing[tkey] = (ev, rec.mono)
             return []
         kind = EventKind.STATE
-        if rec.old_state is TcpState.CLOSE and rec.new_state is TcpState.SYN_SENT \
-                and rec.local_port == 0:
+        if rec.old_state is TcpState.CLOSE and rec.new_state is TcpState.SYN_SENT and rec.local_port == 0:
             peer = (rec.local_address, rec.remote_address, rec.remote_port)
             self.connecting.setdefault(peer, deque()).append(rec)
             return []
@@ -118,8 +117,9 @@ class TraceMerger:
         elif rec.old_state is TcpState.LISTEN and rec.new_state is TcpState.SYN_RECV:
             kind = EventKind.OPENED  # the kernel accepted a connection for a listener
             self._retire(tkey)
-            owner = self.listener_owner.get((rec.family, rec.local_port)) or \
-                self.watcher.listener_owner(rec.local_port, rec.family)
+            owner = self.listener_owner.get((rec.family, rec.local_port)) or self.watcher.listener_owner(
+                rec.local_port, rec.family
+            )
             if owner is not None:
                 self.process[tkey] = owner
         elif rec.new_state is TcpState.LISTEN:
@@ -182,19 +182,53 @@ class TraceMerger:
             # The connecting process's namespace decides for the whole connection.
             self._ours(start, tkey)
         self.opened_at.setdefault(tkey, start.mono)
-        return [self._event(start._replace(local_port=rec.local_port), tkey, raddr,
-                            EventKind.OPENED)]
+        return [self._event(start._replace(local_port=rec.local_port), tkey, raddr, EventKind.OPENED)]
 
     def _event(self, rec: StateChange, tkey: TKey, raddr: object, kind: EventKind) -> Event:
         proc = self.process.get(tkey)
         # Built with tuple.__new__, field by field (see Endpoint and Event): this runs for
         # every record, and the keyword form costs twice as much.
-        ep = _new(Endpoint, (
-            _TCP, rec.family, rec.new_state, rec.local_address, rec.local_port, raddr,
-            rec.remote_port if raddr is not None else None, 0, 0, None, 0, None, 0, None, None,
-            None, None, (proc,) if proc else (), self.netns, None, None, None))
-        return _new(Event, (kind, ep, rec.mono, rec.mono + self.wall_offset, _TRACE,
-                            rec.old_state if kind is EventKind.STATE else None, None, None, proc))
+        ep = _new(
+            Endpoint,
+            (
+                _TCP,
+                rec.family,
+                rec.new_state,
+                rec.local_address,
+                rec.local_port,
+                raddr,
+                rec.remote_port if raddr is not None else None,
+                0,
+                0,
+                None,
+                0,
+                None,
+                0,
+                None,
+                None,
+                None,
+                None,
+                (proc,) if proc else (),
+                self.netns,
+                None,
+                None,
+                None,
+            ),
+        )
+        return _new(
+            Event,
+            (
+                kind,
+                ep,
+                rec.mono,
+                rec.mono + self.wall_offset,
+                _TRACE,
+                rec.old_state if kind is EventKind.STATE else None,
+                None,
+                None,
+                proc,
+            ),
+        )
 
     def _ours(self, rec: StateChange, tkey: TKey) -> bool:
         if tkey in self.confirmed:
@@ -235,8 +269,9 @@ class TraceMerger:
 
         return tuple_key(ev.endpoint) in self.confirmed
 
-    def closed(self, tkey: TKey, opened: float | None, last_state: TcpState | None
-               ) -> tuple[list[Event], float | None, TcpState | None, Owner | None, float | None]:
+    def closed(
+        self, tkey: TKey, opened: float | None, last_state: TcpState | None
+    ) -> tuple[list[Event], float | None, TcpState | None, Owner | None, float | None]:
         """The destroy broadcast for ``tkey`` came: flush its records, give what we know.
 
         Returns the flushed events, when it opened, its last state, the process, and the
@@ -247,8 +282,13 @@ class TraceMerger:
             closing_old, t_old, state_old, proc_old = older.popleft()
             if not older:
                 del self.retired[tkey]
-            return ([], t_old if t_old is not None else opened, state_old or last_state,
-                    proc_old, closing_old[0].mono)
+            return (
+                [],
+                t_old if t_old is not None else opened,
+                state_old or last_state,
+                proc_old,
+                closing_old[0].mono,
+            )
         flushed = self._flush(tkey) if tkey in self.pending else []
         closing = self.closing.pop(tkey, None)
         self.confirmed.discard(tkey)
@@ -256,8 +296,13 @@ class TraceMerger:
         if t_open is not None and (opened is None or t_open < opened):
             opened = t_open
         state = self.last_state.pop(tkey, None) or last_state
-        return (flushed, opened, state, self.process.pop(tkey, None),
-                closing[0].mono if closing is not None else None)
+        return (
+            flushed,
+            opened,
+            state,
+            self.process.pop(tkey, None),
+            closing[0].mono if closing is not None else None,
+        )
 
     def _retire(self, tkey: TKey) -> None:
         """A new connection reuses ``tkey`` while the last one's destroy is still due.
@@ -269,8 +314,13 @@ class TraceMerger:
         if closing is None:
             return
         self.retired.setdefault(tkey, deque()).append(
-            (closing, self.opened_at.pop(tkey, None), self.last_state.pop(tkey, None),
-             self.process.pop(tkey, None)))
+            (
+                closing,
+                self.opened_at.pop(tkey, None),
+                self.last_state.pop(tkey, None),
+                self.process.pop(tkey, None),
+            )
+        )
 
     def reset_close(self, local_port: int) -> TKey | None:
         """The 4-tuple of a socket a reset wiped (its destroy message has port 0 for a peer)."""
@@ -309,17 +359,25 @@ class TraceMerger:
                 opened = self.opened_at.pop(tkey, None)
                 state = self.last_state.pop(tkey, None)
                 proc = self.process.pop(tkey, None)
-                out.append(ev._replace(
-                    endpoint=ev.endpoint._replace(state=state or ev.endpoint.state),
-                    duration=None if opened is None else ev.mono - opened, process=proc))
+                out.append(
+                    ev._replace(
+                        endpoint=ev.endpoint._replace(state=state or ev.endpoint.state),
+                        duration=None if opened is None else ev.mono - opened,
+                        process=proc,
+                    )
+                )
                 touch(self.closed_here, tkey, now)
                 self.watcher.stats.closes_from_trace += 1
         for tkey, older in list(self.retired.items()):
             while older and horizon - older[0][0][1] > CLOSE_GRACE:
                 (ev, _since), opened, state, proc = older.popleft()
-                out.append(ev._replace(
-                    endpoint=ev.endpoint._replace(state=state or ev.endpoint.state),
-                    duration=None if opened is None else ev.mono - opened, process=proc))
+                out.append(
+                    ev._replace(
+                        endpoint=ev.endpoint._replace(state=state or ev.endpoint.state),
+                        duration=None if opened is None else ev.mono - opened,
+                        process=proc,
+                    )
+                )
                 self.watcher.stats.closes_from_trace += 1
             if not older:
                 del self.retired[tkey]

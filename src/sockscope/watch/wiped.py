@@ -24,8 +24,13 @@ REMEMBER = 5.0
 
 def is_wiped(ep: Endpoint) -> bool:
     """A TCP destroy message whose peer port was cleared by a reset."""
-    return (ep.proto is Proto.TCP and not ep.remote_port and ep.remote_address is not None
-            and not ep.remote_address.is_unspecified and ep.state is not TcpState.LISTEN)
+    return (
+        ep.proto is Proto.TCP
+        and not ep.remote_port
+        and ep.remote_address is not None
+        and not ep.remote_address.is_unspecified
+        and ep.state is not TcpState.LISTEN
+    )
 
 
 class PeerIndex:
@@ -45,8 +50,11 @@ class PeerIndex:
         hit = self.ends.get((ep.remote_address, ep.local_port))
         if hit is None:
             for other in live:  # the other end may still be open
-                if other.remote_port == ep.local_port and other.local_address == ep.remote_address \
-                        and other.remote_address is not None:
+                if (
+                    other.remote_port == ep.local_port
+                    and other.local_address == ep.remote_address
+                    and other.remote_address is not None
+                ):
                     hit = (other.remote_address, other.local_port, 0.0)
                     break
         if hit is None:

@@ -257,10 +257,20 @@ def _min_len(program: bytes, off: int) -> int:
     end = len(program)
     if code in (INET_DIAG_BC_S_COND, INET_DIAG_BC_D_COND):
         return _hostcond_ok(program, off, end)
-    extra = {INET_DIAG_BC_DEV_COND: 4, INET_DIAG_BC_MARK_COND: 8, INET_DIAG_BC_CGROUP_COND: 8,
-             INET_DIAG_BC_S_EQ: 4, INET_DIAG_BC_S_GE: 4, INET_DIAG_BC_S_LE: 4,
-             INET_DIAG_BC_D_EQ: 4, INET_DIAG_BC_D_GE: 4, INET_DIAG_BC_D_LE: 4,
-             INET_DIAG_BC_AUTO: 0, INET_DIAG_BC_JMP: 0, INET_DIAG_BC_NOP: 0}.get(code)
+    extra = {
+        INET_DIAG_BC_DEV_COND: 4,
+        INET_DIAG_BC_MARK_COND: 8,
+        INET_DIAG_BC_CGROUP_COND: 8,
+        INET_DIAG_BC_S_EQ: 4,
+        INET_DIAG_BC_S_GE: 4,
+        INET_DIAG_BC_S_LE: 4,
+        INET_DIAG_BC_D_EQ: 4,
+        INET_DIAG_BC_D_GE: 4,
+        INET_DIAG_BC_D_LE: 4,
+        INET_DIAG_BC_AUTO: 0,
+        INET_DIAG_BC_JMP: 0,
+        INET_DIAG_BC_NOP: 0,
+    }.get(code)
     if extra is None or off + 4 + extra > end:
         return 0
     return 4 + extra
@@ -322,18 +332,22 @@ _MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 def _host_holds(program: bytes, off: int, family: int, addr: bytes, port: int) -> bool:
     cond_family, prefix_len, cond_port = INET_DIAG_HOSTCOND.unpack_from(program, off + 4)
-    cond_addr = program[off + 12:off + 12 + ADDR_LEN.get(cond_family, 0)]
+    cond_addr = program[off + 12 : off + 12 + ADDR_LEN.get(cond_family, 0)]
     if cond_port not in (-1, port):
         return False
     if cond_family not in (AF_UNSPEC, family):
-        return (family == AF_INET6 and cond_family == AF_INET
-                and addr[:12] == _MAPPED_PREFIX
-                and _prefix_match(addr[12:16], cond_addr, prefix_len))
+        return (
+            family == AF_INET6
+            and cond_family == AF_INET
+            and addr[:12] == _MAPPED_PREFIX
+            and _prefix_match(addr[12:16], cond_addr, prefix_len)
+        )
     return prefix_len == 0 or _prefix_match(addr, cond_addr, prefix_len)
 
 
-def run_bytecode(program: bytes, family: int, saddr: bytes, daddr: bytes,
-                 sport: int, dport: int, ifindex: int = 0) -> bool:
+def run_bytecode(
+    program: bytes, family: int, saddr: bytes, daddr: bytes, sport: int, dport: int, ifindex: int = 0
+) -> bool:
     """Whether the kernel would keep this socket (mirrors ``inet_diag_bc_run``).
 
     ``saddr``/``daddr`` are network-order, 4 bytes for ``AF_INET`` and 16 for
@@ -351,8 +365,7 @@ def run_bytecode(program: bytes, family: int, saddr: bytes, daddr: bytes,
             ok = test(sport if local else dport, value)
         elif code in (INET_DIAG_BC_S_COND, INET_DIAG_BC_D_COND):
             local = code == INET_DIAG_BC_S_COND
-            ok = _host_holds(program, off, family, saddr if local else daddr,
-                             sport if local else dport)
+            ok = _host_holds(program, off, family, saddr if local else daddr, sport if local else dport)
         elif code == INET_DIAG_BC_DEV_COND:
             ok = U32.unpack_from(program, off + 4)[0] == ifindex
         step = yes if ok else no

@@ -59,7 +59,9 @@ ChunkParser = Callable[[bytearray, int, list[Endpoint]], ChunkResult]
 
 
 def walk_chunk(
-    buf: bytearray, n: int, out: list[Endpoint],
+    buf: bytearray,
+    n: int,
+    out: list[Endpoint],
     parse: Callable[[bytearray, int, int], Endpoint],
 ) -> ChunkResult:
     """Generic walk: ``parse(buf, start, end)`` for each message payload in ``buf[:n]``."""
@@ -81,9 +83,14 @@ def walk_chunk(
     return ChunkResult(False, interrupted, 0)
 
 
-def inet_chunk_parser(proto: Proto, cache: AddressCache, netns: str, attrs: bool,
-                      v6_out: list[Endpoint] | None = None,
-                      owners: dict[int, list[Owner]] | None = None) -> ChunkParser:
+def inet_chunk_parser(
+    proto: Proto,
+    cache: AddressCache,
+    netns: str,
+    attrs: bool,
+    v6_out: list[Endpoint] | None = None,
+    owners: dict[int, list[Owner]] | None = None,
+) -> ChunkParser:
     """A parser for ``inet_diag`` replies; ``attrs`` decodes tcp_info, drops and cgroup.
 
     With ``v6_out``, IPv6 endpoints go there instead of into the chunk's list: a dump of
@@ -93,6 +100,7 @@ def inet_chunk_parser(proto: Proto, cache: AddressCache, netns: str, attrs: bool
     """
     holders = owners or {}
     if attrs:
+
         def parse(buf: bytearray, start: int, end: int) -> Endpoint:
             return endpoint_from_inet_diag(parse_inet_diag_msg(buf, start, end), proto, cache, netns)
 
@@ -106,6 +114,7 @@ def inet_chunk_parser(proto: Proto, cache: AddressCache, netns: str, attrs: bool
             for ep in rows:
                 (out if v6_out is None or ep.family == 4 else v6_out).append(ep)
             return result
+
         return with_attrs
 
     # Raw 16-byte address -> address object, one map per family (an IPv4 address's 16
@@ -115,15 +124,24 @@ def inet_chunk_parser(proto: Proto, cache: AddressCache, netns: str, attrs: bool
     raw6: dict[bytes, IPAddress] = {}
 
     def fast(buf: bytearray, n: int, out: list[Endpoint]) -> ChunkResult:
-        return _fast_inet_chunk(buf, n, out, proto, cache, netns, raw4, raw6,
-                                out if v6_out is None else v6_out, holders)
+        return _fast_inet_chunk(
+            buf, n, out, proto, cache, netns, raw4, raw6, out if v6_out is None else v6_out, holders
+        )
+
     return fast
 
 
 def _fast_inet_chunk(  # noqa: PLR0912 - one fused loop, see the module doc
-    buf: bytearray, n: int, out: list[Endpoint], proto: Proto, cache: AddressCache,
-    netns: str, raw4: dict[bytes, IPAddress], raw6: dict[bytes, IPAddress],
-    out6: list[Endpoint], owners: dict[int, list[Owner]],
+    buf: bytearray,
+    n: int,
+    out: list[Endpoint],
+    proto: Proto,
+    cache: AddressCache,
+    netns: str,
+    raw4: dict[bytes, IPAddress],
+    raw6: dict[bytes, IPAddress],
+    out6: list[Endpoint],
+    owners: dict[int, list[Owner]],
 ) -> ChunkResult:
     # Everything the loop touches is a local: a global or attribute lookup per socket
     # would be a measurable share of the ~0.9 µs a socket costs. (Walking runs of
@@ -143,8 +161,26 @@ def _fast_inet_chunk(  # noqa: PLR0912 - one fused loop, see the module doc
     timer_kinds = TIMER_KINDS
     endpoint, timer_type = Endpoint, Timer
     while off + min_length <= n:
-        (length, mtype, flags, family, state, timer, retrans, sport, dport, src, dst, ifindex,
-         cookie, expires, rq, wq, uid, inode) = unpack(buf, off)
+        (
+            length,
+            mtype,
+            flags,
+            family,
+            state,
+            timer,
+            retrans,
+            sport,
+            dport,
+            src,
+            dst,
+            ifindex,
+            cookie,
+            expires,
+            rq,
+            wq,
+            uid,
+            inode,
+        ) = unpack(buf, off)
         if length < min_length or mtype < min_type or flags & intr or off + length > n:
             # Rare: the end of the dump, an error, an interrupted dump, a cut message.
             if flags & intr:
@@ -169,12 +205,37 @@ def _fast_inet_chunk(  # noqa: PLR0912 - one fused loop, see the module doc
         if swapped:
             cookie = ((cookie & 0xFFFFFFFF) << 32) | (cookie >> 32)
         held = owners.get(inode) if owners and inode else None  # inode 0: no holder
-        add(_new(endpoint, (
-            proto, fam, states[state], laddr, from_bytes(sport, "big"), raddr, rport, rq, wq,
-            uid, inode, cookie, ifindex,
-            _new(timer_type, (timer_kinds[timer] if timer < 5 else "on", expires, retrans))
-            if timer else None,
-            None, None, None, tuple(held) if held else (), netns, None, None, None)))
+        add(
+            _new(
+                endpoint,
+                (
+                    proto,
+                    fam,
+                    states[state],
+                    laddr,
+                    from_bytes(sport, "big"),
+                    raddr,
+                    rport,
+                    rq,
+                    wq,
+                    uid,
+                    inode,
+                    cookie,
+                    ifindex,
+                    _new(timer_type, (timer_kinds[timer] if timer < 5 else "on", expires, retrans))
+                    if timer
+                    else None,
+                    None,
+                    None,
+                    None,
+                    tuple(held) if held else (),
+                    netns,
+                    None,
+                    None,
+                    None,
+                ),
+            )
+        )
         off += (length + 3) & ~3
     # Fewer bytes left than a socket message: the end of the chunk, or DONE, or an error.
     if off + 16 <= n:
@@ -188,8 +249,9 @@ def _fast_inet_chunk(  # noqa: PLR0912 - one fused loop, see the module doc
     return ChunkResult(False, interrupted, 0)
 
 
-def _control(buf: bytearray, off: int, n: int, length: int, mtype: int,
-             interrupted: bool) -> ChunkResult | None:
+def _control(
+    buf: bytearray, off: int, n: int, length: int, mtype: int, interrupted: bool
+) -> ChunkResult | None:
     """Check one message the fast loop set aside; a result ends the chunk.
 
     Returns None for an ordinary socket message (one that only carried a flag). Raises

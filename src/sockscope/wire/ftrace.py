@@ -39,21 +39,46 @@ TS_SHIFT = 27
 IRQ_FLAGS = 0x08 | 0x10 | 0x40  # HARDIRQ, SOFTIRQ, NMI
 AF_INET, AF_INET6 = 2, 10
 IPPROTO_TCP = 6
-WANTED = ("common_type", "common_flags", "common_pid", "oldstate", "newstate", "sport",
-          "dport", "family", "protocol", "saddr", "daddr", "saddr_v6", "daddr_v6")
-_FIELD = re.compile(r"field:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
-                    r"\s*signed:(?P<signed>\d+);")
-_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", (4, False): "I",
-          (4, True): "i", (8, False): "Q", (8, True): "q"}
+WANTED = (
+    "common_type",
+    "common_flags",
+    "common_pid",
+    "oldstate",
+    "newstate",
+    "sport",
+    "dport",
+    "family",
+    "protocol",
+    "saddr",
+    "daddr",
+    "saddr_v6",
+    "daddr_v6",
+)
+_FIELD = re.compile(
+    r"field:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
+    r"\s*signed:(?P<signed>\d+);"
+)
+_CODES = {
+    (1, False): "B",
+    (1, True): "b",
+    (2, False): "H",
+    (2, True): "h",
+    (4, False): "I",
+    (4, True): "i",
+    (8, False): "Q",
+    (8, True): "q",
+}
 
 
 #: Port tests beyond this many are left to Python: the kernel caps a filter's predicates.
 MAX_FILTER_SPANS = 64
 
 
-def filter_expression(ports: Sequence[tuple[bool, int, int]] | None,
-                      families: Collection[int],
-                      ephemeral: tuple[int, int] = (1, 65535)) -> str:
+def filter_expression(
+    ports: Sequence[tuple[bool, int, int]] | None,
+    families: Collection[int],
+    ephemeral: tuple[int, int] = (1, 65535),
+) -> str:
     """The event's ``filter``: what the kernel records at all, the rest never written.
 
     TCP (MPTCP and SCTP share the event) of the watched families and, given spans of
@@ -192,8 +217,9 @@ def _decode(page: bytes, ts: int, end: int, layout: Layout, commit: int) -> Page
     for last, data, size in _walk(page, ts, end):
         if size < need:
             continue  # another event of the instance
-        (etype, flags, pid, old, new, sport, dport, family, protocol, saddr, daddr, saddr6,
-         daddr6) = unpack_record(page, data)
+        (etype, flags, pid, old, new, sport, dport, family, protocol, saddr, daddr, saddr6, daddr6) = (
+            unpack_record(page, data)
+        )
         old_state, new_state = states.get(old), states.get(new)
         if etype != event_id or old_state is None or new_state is None:
             continue  # not ours, or a state this version does not know
@@ -203,8 +229,21 @@ def _decode(page: bytes, ts: int, end: int, layout: Layout, commit: int) -> Page
             fam, laddr, raddr = 6, _address(saddr6, 6), _address(daddr6, 6)
         else:
             continue
-        out.append(StateChange(last / 1e9, pid, fam, protocol, laddr, sport, raddr, dport,
-                               old_state, new_state, bool(flags & IRQ_FLAGS)))
+        out.append(
+            StateChange(
+                last / 1e9,
+                pid,
+                fam,
+                protocol,
+                laddr,
+                sport,
+                raddr,
+                dport,
+                old_state,
+                new_state,
+                bool(flags & IRQ_FLAGS),
+            )
+        )
     return PageResult(out, last, bool(commit & MISSED_EVENTS))
 
 

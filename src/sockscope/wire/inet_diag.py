@@ -98,8 +98,9 @@ def build_inet_diag_req(
     bytecode: bytes | None = None,
 ) -> bytes:
     """A ``SOCK_DIAG_BY_FAMILY`` dump request for one family and protocol."""
-    body = INET_DIAG_REQ_V2.pack(family, protocol, ext, states, b"", 0,
-                                 INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
+    body = INET_DIAG_REQ_V2.pack(
+        family, protocol, ext, states, b"", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE
+    )
     if bytecode:
         body += build_rtattr(INET_DIAG_REQ_BYTECODE, bytecode)
     return build_nlmsg(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, body)
@@ -116,16 +117,13 @@ def build_tcpdiag_compat_req(
     each walk is ~7 ms of kernel time even when the bytecode filter keeps nothing. The
     reply messages are ordinary ``inet_diag_msg``s, IPv4 and IPv6 interleaved.
     """
-    body = INET_DIAG_REQ.pack(0, 0, 0, ext, b"", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE,
-                              states, 0)
+    body = INET_DIAG_REQ.pack(0, 0, 0, ext, b"", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE, states, 0)
     if bytecode:
         body += build_rtattr(INET_DIAG_REQ_BYTECODE, bytecode)
     return build_nlmsg(TCPDIAG_GETSOCK, NLM_F_REQUEST | NLM_F_DUMP, seq, body)
 
 
-def parse_inet_diag_msg(
-    buf: bytes | bytearray | memoryview, start: int, end: int
-) -> InetDiagMsg:
+def parse_inet_diag_msg(buf: bytes | bytearray | memoryview, start: int, end: int) -> InetDiagMsg:
     """Decode the message payload in ``buf[start:end]``.
 
     Raises:
@@ -133,8 +131,24 @@ def parse_inet_diag_msg(
     """
     if end - start < INET_DIAG_MSG.size:
         raise ParseError(f"truncated inet_diag_msg: {end - start} of {INET_DIAG_MSG.size} bytes")
-    (family, state, timer, retrans, sport, dport, src, dst, ifindex, cookie_lo, cookie_hi,
-     expires, rqueue, wqueue, uid, inode) = INET_DIAG_MSG.unpack_from(buf, start)
+    (
+        family,
+        state,
+        timer,
+        retrans,
+        sport,
+        dport,
+        src,
+        dst,
+        ifindex,
+        cookie_lo,
+        cookie_hi,
+        expires,
+        rqueue,
+        wqueue,
+        uid,
+        inode,
+    ) = INET_DIAG_MSG.unpack_from(buf, start)
     info = drops = cgroup = protocol = None
     off = start + INET_DIAG_MSG.size
     while off + 4 <= end:
@@ -143,7 +157,7 @@ def parse_inet_diag_msg(
             raise ParseError(f"truncated inet_diag attribute {rta_type} at offset {off}")
         data = off + 4
         if rta_type == INET_DIAG_INFO:
-            info = bytes(buf[data:off + rta_len])
+            info = bytes(buf[data : off + rta_len])
         elif rta_type == INET_DIAG_SKMEMINFO and rta_len >= 4 + 4 * (SK_MEMINFO_DROPS + 1):
             (drops,) = SKMEMINFO_DROPS.unpack_from(buf, data + 4 * SK_MEMINFO_DROPS)
         elif rta_type == INET_DIAG_CGROUP_ID and rta_len >= 12:
@@ -152,8 +166,23 @@ def parse_inet_diag_msg(
             protocol = buf[data]
         off += NLMSG_ALIGN(rta_len)
     return InetDiagMsg(
-        family, state, timer, retrans,
-        int.from_bytes(sport, "big"), int.from_bytes(dport, "big"), src, dst, ifindex,
-        cookie_lo | (cookie_hi << 32), expires, rqueue, wqueue, uid, inode, info, drops, cgroup,
+        family,
+        state,
+        timer,
+        retrans,
+        int.from_bytes(sport, "big"),
+        int.from_bytes(dport, "big"),
+        src,
+        dst,
+        ifindex,
+        cookie_lo | (cookie_hi << 32),
+        expires,
+        rqueue,
+        wqueue,
+        uid,
+        inode,
+        info,
+        drops,
+        cgroup,
         protocol,
     )

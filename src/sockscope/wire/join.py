@@ -48,9 +48,7 @@ def decode_address(raw: bytes, family: int, cache: AddressCache) -> IPAddress:
     return addr
 
 
-def endpoint_from_inet_diag(
-    msg: InetDiagMsg, proto: Proto, cache: AddressCache, netns: str = ""
-) -> Endpoint:
+def endpoint_from_inet_diag(msg: InetDiagMsg, proto: Proto, cache: AddressCache, netns: str = "") -> Endpoint:
     """Build the endpoint for one ``inet_diag_msg``."""
     family = 4 if msg.idiag_family == AF_INET else 6
     has_peer = msg.idiag_dport != 0 or msg.idiag_dst != ZERO16
@@ -59,14 +57,25 @@ def endpoint_from_inet_diag(
         kind = TIMER_KINDS[msg.idiag_timer] if msg.idiag_timer < len(TIMER_KINDS) else "on"
         timer = Timer(kind, msg.idiag_expires, msg.idiag_retrans)
     return Endpoint(
-        proto, family, STATE_BY_NUMBER[msg.idiag_state],
-        decode_address(msg.idiag_src, family, cache), msg.idiag_sport,
+        proto,
+        family,
+        STATE_BY_NUMBER[msg.idiag_state],
+        decode_address(msg.idiag_src, family, cache),
+        msg.idiag_sport,
         decode_address(msg.idiag_dst, family, cache) if has_peer else None,
         msg.idiag_dport if has_peer else None,
-        msg.idiag_rqueue, msg.idiag_wqueue, msg.idiag_uid, msg.idiag_inode, msg.idiag_cookie,
-        msg.idiag_if, timer,
+        msg.idiag_rqueue,
+        msg.idiag_wqueue,
+        msg.idiag_uid,
+        msg.idiag_inode,
+        msg.idiag_cookie,
+        msg.idiag_if,
+        timer,
         parse_tcp_info(msg.info) if msg.info is not None else None,
-        msg.sk_drops, msg.cgroup_id, (), netns,
+        msg.sk_drops,
+        msg.cgroup_id,
+        (),
+        netns,
     )
 
 
@@ -81,8 +90,24 @@ def endpoint_from_destroy_msg(
     """
     if end - start < INET_DIAG_MSG.size:
         raise ParseError(f"truncated inet_diag_msg: {end - start} of {INET_DIAG_MSG.size} bytes")
-    (fam, state, timer, retrans, sport, dport, src, dst, ifindex, cookie_lo, cookie_hi,
-     expires, rqueue, wqueue, uid, inode) = INET_DIAG_MSG.unpack_from(buf, start)
+    (
+        fam,
+        state,
+        timer,
+        retrans,
+        sport,
+        dport,
+        src,
+        dst,
+        ifindex,
+        cookie_lo,
+        cookie_hi,
+        expires,
+        rqueue,
+        wqueue,
+        uid,
+        inode,
+    ) = INET_DIAG_MSG.unpack_from(buf, start)
     info = None
     proto = Proto.TCP
     off = start + INET_DIAG_MSG.size
@@ -97,19 +122,38 @@ def endpoint_from_destroy_msg(
         off += (rta_len + 3) & ~3
     family = 4 if fam == AF_INET else 6
     has_peer = dport != ZERO2 or dst != ZERO16
-    return _new(Endpoint, (
-        proto, family, STATE_BY_NUMBER[state], decode_address(src, family, cache),
-        int.from_bytes(sport, "big"), decode_address(dst, family, cache) if has_peer else None,
-        int.from_bytes(dport, "big") if has_peer else None, rqueue, wqueue, uid, inode,
-        cookie_lo | (cookie_hi << 32), ifindex,
-        Timer(TIMER_KINDS[timer] if timer < len(TIMER_KINDS) else "on", expires, retrans)
-        if timer else None,
-        info, None, None, (), netns, None, None, None))
+    return _new(
+        Endpoint,
+        (
+            proto,
+            family,
+            STATE_BY_NUMBER[state],
+            decode_address(src, family, cache),
+            int.from_bytes(sport, "big"),
+            decode_address(dst, family, cache) if has_peer else None,
+            int.from_bytes(dport, "big") if has_peer else None,
+            rqueue,
+            wqueue,
+            uid,
+            inode,
+            cookie_lo | (cookie_hi << 32),
+            ifindex,
+            Timer(TIMER_KINDS[timer] if timer < len(TIMER_KINDS) else "on", expires, retrans)
+            if timer
+            else None,
+            info,
+            None,
+            None,
+            (),
+            netns,
+            None,
+            None,
+            None,
+        ),
+    )
 
 
-def endpoint_from_procnet(
-    rec: ProcNetInet, proto: Proto, cache: AddressCache, netns: str = ""
-) -> Endpoint:
+def endpoint_from_procnet(rec: ProcNetInet, proto: Proto, cache: AddressCache, netns: str = "") -> Endpoint:
     """Build the endpoint for one ``/proc/net`` line.
 
     ``/proc`` has no cookie, so the endpoint's key falls back to its address tuple. For a
@@ -122,11 +166,21 @@ def endpoint_from_procnet(
         kind = TIMER_KINDS[rec.timer] if rec.timer < len(TIMER_KINDS) else "on"
         timer = Timer(kind, rec.expires_jiffies * MS_PER_TICK, rec.retransmits)
     return Endpoint(
-        proto, rec.family, STATE_BY_NUMBER[rec.state],
-        decode_address(rec.src, rec.family, cache), rec.sport,
+        proto,
+        rec.family,
+        STATE_BY_NUMBER[rec.state],
+        decode_address(rec.src, rec.family, cache),
+        rec.sport,
         decode_address(rec.dst, rec.family, cache) if has_peer else None,
         rec.dport if has_peer else None,
-        rec.rx_queue, rec.tx_queue, rec.uid, rec.inode, None, 0, timer, netns=netns,
+        rec.rx_queue,
+        rec.tx_queue,
+        rec.uid,
+        rec.inode,
+        None,
+        0,
+        timer,
+        netns=netns,
     )
 
 
@@ -136,9 +190,21 @@ def endpoint_from_unix_diag(msg: UnixDiagMsg, netns: str = "") -> Endpoint:
     from sockscope.wire.unix_diag import SOCK_TYPES  # noqa: PLC0415
 
     return Endpoint(
-        Proto.UNIX, 0, STATE_BY_NUMBER[msg.udiag_state], None, msg.udiag_ino,
-        None, msg.peer, msg.rqueue, msg.wqueue, msg.uid, msg.udiag_ino, msg.udiag_cookie,
-        netns=netns, path=msg.name, peer_inode=msg.peer,
+        Proto.UNIX,
+        0,
+        STATE_BY_NUMBER[msg.udiag_state],
+        None,
+        msg.udiag_ino,
+        None,
+        msg.peer,
+        msg.rqueue,
+        msg.wqueue,
+        msg.uid,
+        msg.udiag_ino,
+        msg.udiag_cookie,
+        netns=netns,
+        path=msg.name,
+        peer_inode=msg.peer,
         sock_type=SOCK_TYPES.get(msg.udiag_type, str(msg.udiag_type)),
     )
 
@@ -148,15 +214,25 @@ def endpoint_from_procnet_unix(rec: ProcNetUnix, netns: str = "") -> Endpoint:
     from sockscope.wire.unix_diag import SOCK_TYPES  # noqa: PLC0415 - as above
 
     return Endpoint(
-        Proto.UNIX, 0, STATE_BY_NUMBER[rec.state], None, rec.inode, None, None, 0, 0, None,
-        rec.inode, None, netns=netns, path=rec.path,
+        Proto.UNIX,
+        0,
+        STATE_BY_NUMBER[rec.state],
+        None,
+        rec.inode,
+        None,
+        None,
+        0,
+        0,
+        None,
+        rec.inode,
+        None,
+        netns=netns,
+        path=rec.path,
         sock_type=SOCK_TYPES.get(rec.sock_type, str(rec.sock_type)),
     )
 
 
-def join_owners(
-    endpoints: list[Endpoint], owners: dict[int, list[Owner]]
-) -> list[Endpoint]:
+def join_owners(endpoints: list[Endpoint], owners: dict[int, list[Owner]]) -> list[Endpoint]:
     """Attach every holder of each endpoint's inode; inode 0 has no holder by construction.
 
     At 60k sockets ``_replace`` (a Python-level rebuild through the field names) took
@@ -171,7 +247,7 @@ def join_owners(
         inode = ep.inode
         held = get(inode) if inode else None
         if held:
-            add(new(Endpoint, (*ep[:_OWNERS], tuple(held), *ep[_OWNERS + 1:])))
+            add(new(Endpoint, (*ep[:_OWNERS], tuple(held), *ep[_OWNERS + 1 :])))
         else:
             add(ep)
     return out

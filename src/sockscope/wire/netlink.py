@@ -59,9 +59,7 @@ def build_rtattr(rta_type: int, data: bytes) -> bytes:
     return RTATTR.pack(length, rta_type) + data + b"\0" * (NLMSG_ALIGN(length) - length)
 
 
-def parse_rtattrs(
-    buf: bytes | bytearray | memoryview, start: int, end: int
-) -> dict[int, tuple[int, int]]:
+def parse_rtattrs(buf: bytes | bytearray | memoryview, start: int, end: int) -> dict[int, tuple[int, int]]:
     """Map attribute type to the (start, end) of its data; unknown types are kept too.
 
     Raises:

@@ -42,7 +42,7 @@ class ProcNetUnix(NamedTuple):
 
 def _addr(hex_words: str, byteorder: str) -> bytes:
     raw = b"".join(
-        int(hex_words[i:i + 8], 16).to_bytes(4, byteorder)  # type: ignore[arg-type]
+        int(hex_words[i : i + 8], 16).to_bytes(4, byteorder)  # type: ignore[arg-type]
         for i in range(0, len(hex_words), 8)
     )
     return raw.ljust(16, b"\0")
@@ -68,11 +68,23 @@ def parse_proc_net_inet(text: str, family: int, byteorder: str = sys.byteorder) 
             rhex, rport = remote.split(":")
             tx, rx = queues.split(":")
             tmr, when = timer.split(":")
-            out.append(ProcNetInet(
-                family, int(state, 16), _addr(lhex, byteorder), int(lport, 16),
-                _addr(rhex, byteorder), int(rport, 16), int(tx, 16), int(rx, 16),
-                int(tmr, 16), int(when, 16), int(cols[6], 16), int(cols[7]), int(cols[9]),
-            ))
+            out.append(
+                ProcNetInet(
+                    family,
+                    int(state, 16),
+                    _addr(lhex, byteorder),
+                    int(lport, 16),
+                    _addr(rhex, byteorder),
+                    int(rport, 16),
+                    int(tx, 16),
+                    int(rx, 16),
+                    int(tmr, 16),
+                    int(when, 16),
+                    int(cols[6], 16),
+                    int(cols[7]),
+                    int(cols[9]),
+                )
+            )
         except (IndexError, ValueError) as exc:
             raise ParseError(f"line {lineno}: unexpected /proc/net format: {line.strip()!r}") from exc
     return out

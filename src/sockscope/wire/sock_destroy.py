@@ -76,10 +76,17 @@ def build_sock_destroy(sock: SockId, seq: int = 1) -> bytes:
     if sock.family not in (4, 6):
         raise ValueError(f"not an inet family: {sock.family}")
     body = INET_DIAG_REQ_V2_EXACT.pack(
-        AF_INET if sock.family == 4 else AF_INET6, sock.protocol, 0, ALL_STATES_MASK,
-        sock.sport.to_bytes(2, "big"), sock.dport.to_bytes(2, "big"),
-        _addr16(sock.src, sock.family), _addr16(sock.dst, sock.family), sock.ifindex,
-        sock.cookie & 0xFFFFFFFF, (sock.cookie >> 32) & 0xFFFFFFFF,
+        AF_INET if sock.family == 4 else AF_INET6,
+        sock.protocol,
+        0,
+        ALL_STATES_MASK,
+        sock.sport.to_bytes(2, "big"),
+        sock.dport.to_bytes(2, "big"),
+        _addr16(sock.src, sock.family),
+        _addr16(sock.dst, sock.family),
+        sock.ifindex,
+        sock.cookie & 0xFFFFFFFF,
+        (sock.cookie >> 32) & 0xFFFFFFFF,
     )
     return build_nlmsg(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, seq, body)
 

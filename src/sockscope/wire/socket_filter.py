@@ -26,6 +26,7 @@ KEEP_ALL = 0xFFFFFFFF
 #: instructions): beyond this many spans, no filter (Python filters).
 MAX_SPANS = 60
 
+
 def port_filter(ports: Sequence[tuple[bool, int, int]]) -> bytes | None:
     """A program keeping messages with a port in one of ``ports`` (local, lo, hi) at
     either end, and those without a remote port (an unconnected socket, or one a reset
@@ -45,11 +46,17 @@ def port_filter(ports: Sequence[tuple[bool, int, int]]) -> bytes | None:
             tests.append((JEQ, None, 0, lo))
         else:  # lo <= A: test A <= hi (else the next span); A < lo: skip that test
             tests += [(JGE, 0, 1, lo), (JGT, 0, None, hi)]
-    code = [(LDH_ABS, 0, 0, REMOTE_PORT_AT), (JEQ, None, 0, 0), *tests,
-            (LDH_ABS, 0, 0, LOCAL_PORT_AT), *tests, (RET, 0, 0, 0)]
+    code = [
+        (LDH_ABS, 0, 0, REMOTE_PORT_AT),
+        (JEQ, None, 0, 0),
+        *tests,
+        (LDH_ABS, 0, 0, LOCAL_PORT_AT),
+        *tests,
+        (RET, 0, 0, 0),
+    ]
     keep = len(code)
     code.append((RET, 0, 0, KEEP_ALL))
     return b"".join(
-        SOCK_FILTER.pack(op, keep - pc - 1 if jt is None else jt,
-                         keep - pc - 1 if jf is None else jf, k)
-        for pc, (op, jt, jf, k) in enumerate(code))
+        SOCK_FILTER.pack(op, keep - pc - 1 if jt is None else jt, keep - pc - 1 if jf is None else jf, k)
+        for pc, (op, jt, jf, k) in enumerate(code)
+    )

@@ -31,8 +31,9 @@ _POSITIONS = (23, 24, 8, 26, 10, 2, 31, 12, 14, 48, 34, 35, 49, 36, 37, 42, 32, 
 
 def _codes(fmt: str) -> list[str]:
     """``"=2B1I"`` -> ``["B", "B", "I"]``: one struct code per field."""
-    return [code for count, code in re.findall(r"(\d*)(\D)", fmt.lstrip("=@<>!"))
-            for _ in range(int(count or 1))]
+    return [
+        code for count, code in re.findall(r"(\d*)(\D)", fmt.lstrip("=@<>!")) for _ in range(int(count or 1))
+    ]
 
 
 def _wanted_only() -> tuple[struct.Struct, Callable[[tuple[int, ...]], tuple[int, ...]]]:
@@ -40,8 +41,9 @@ def _wanted_only() -> tuple[struct.Struct, Callable[[tuple[int, ...]], tuple[int
     # skipped as pad bytes rather than converted to ints, then the rest put in order.
     codes = _codes(TCP_INFO.format)
     wanted = sorted(set(_POSITIONS))
-    fmt = "=" + "".join(code if i in wanted else f"{struct.calcsize('=' + code)}x"
-                        for i, code in enumerate(codes))
+    fmt = "=" + "".join(
+        code if i in wanted else f"{struct.calcsize('=' + code)}x" for i, code in enumerate(codes)
+    )
     return struct.Struct(fmt), itemgetter(*(wanted.index(i) for i in _POSITIONS))
 
 

@@ -10,8 +10,9 @@ from sockscope.model.filter.pushdown import Pushdown, compute_pushdown
 from sockscope.model.filter.values import Resolver
 
 #: Fields read from tcp_info, the process scan, and socket memory counters.
-TCP_INFO_FIELDS = frozenset({"rtt", "cwnd", "retrans", "bytes_sent", "bytes_acked",
-                             "bytes_received", "delivery_rate"})
+TCP_INFO_FIELDS = frozenset(
+    {"rtt", "cwnd", "retrans", "bytes_sent", "bytes_acked", "bytes_received", "delivery_rate"}
+)
 PROCESS_FIELDS = frozenset({"pid", "process"})
 MEMORY_FIELDS = frozenset({"drops"})
 
@@ -48,8 +49,9 @@ class Filter:
         return f"Filter({self.text!r})"
 
 
-def parse_filter(text: str, resolve_service: Resolver | None = None,
-                 resolve_user: Resolver | None = None) -> Filter:
+def parse_filter(
+    text: str, resolve_service: Resolver | None = None, resolve_user: Resolver | None = None
+) -> Filter:
     """Parse and type-check ``text``; an empty text matches everything.
 
     ``resolve_service`` maps a service name to a port (``telnet`` -> 23) and

@@ -25,8 +25,7 @@ class FilterError(ValueError):
         """The message, then the expression with a caret under the fault."""
         # Tabs and newlines would push the caret out of line; show them as spaces.
         shown = "".join(" " if ch.isspace() else ch for ch in self.expression)
-        return (f"bad filter at column {self.column + 1}: {self.message}\n"
-                f"  {shown}\n  {' ' * self.column}^")
+        return f"bad filter at column {self.column + 1}: {self.message}\n  {shown}\n  {' ' * self.column}^"
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

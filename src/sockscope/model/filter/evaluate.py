@@ -39,7 +39,10 @@ Predicate = Callable[[Endpoint], bool]
 Test = Callable[[object], bool]
 
 _ORDER: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -86,6 +89,7 @@ def _field_pred(name: str, test: Test) -> Predicate:
             elif test(value):
                 return True
         return False
+
     return pred
 
 
@@ -98,6 +102,7 @@ def _cmp_test(op: str, wanted: float | str) -> Test:
 
     def test(value: object) -> bool:
         return isinstance(value, int | float) and compare(value, wanted)
+
     return test
 
 
@@ -114,6 +119,7 @@ def _member_test(items: tuple[Item, ...]) -> Test:
         if isinstance(value, int | float) and any(lo <= value <= hi for lo, hi in ranges):
             return True
         return any(value in net for net in nets)
+
     return test
 
 

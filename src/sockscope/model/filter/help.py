@@ -65,8 +65,7 @@ def _field_table() -> str:
     rows = [("FIELD", "TYPE", "MEANING", "EXAMPLE")]
     rows += [(f.name, f.kind.value, f.help, f.example) for f in FIELDS]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  " + "  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3]
-             for r in rows]
+    lines = ["  " + "  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
     return "Fields\n" + "\n".join(line.rstrip() for line in lines) + "\n"
 
 
@@ -74,10 +73,12 @@ def _aliases() -> str:
     by_field: dict[str, list[str]] = {}
     for alias, name in ALIASES.items():
         by_field.setdefault(name, []).append(alias)
-    lines = [f"  {name:<8} {', '.join(sorted(aliases))}" for name, aliases in
-             sorted(by_field.items())]
-    return ("Aliases (Wireshark and ss names)\n" + "\n".join(lines)
-            + "\n  bare words: tcp, udp, unix (proto ==), ip, ipv6 (family ==)\n")
+    lines = [f"  {name:<8} {', '.join(sorted(aliases))}" for name, aliases in sorted(by_field.items())]
+    return (
+        "Aliases (Wireshark and ss names)\n"
+        + "\n".join(lines)
+        + "\n  bare words: tcp, udp, unix (proto ==), ip, ipv6 (family ==)\n"
+    )
 
 
 def _states() -> str:
@@ -86,18 +87,20 @@ def _states() -> str:
     for name, states in names.items():
         if name not in GROUPS and len(states) == 1:
             singles.setdefault(next(iter(states)), []).append(name)
-    lines = [f"  {', '.join(sorted(set(spellings)))}" for _, spellings in
-             sorted(singles.items())]
-    groups = [f"  {g:<13} {' '.join(sorted(s.name.lower() for s in names[g]))}"
-              for g in GROUPS]
-    return ("States (any spelling on a line)\n" + "\n".join(lines)
-            + "\nState groups\n" + "\n".join(groups) + "\n")
+    lines = [f"  {', '.join(sorted(set(spellings)))}" for _, spellings in sorted(singles.items())]
+    groups = [f"  {g:<13} {' '.join(sorted(s.name.lower() for s in names[g]))}" for g in GROUPS]
+    return (
+        "States (any spelling on a line)\n" + "\n".join(lines) + "\nState groups\n" + "\n".join(groups) + "\n"
+    )
 
 
 def render_filter_help() -> str:
     """The filter language's reference, as ``sockscope help filters`` prints it."""
-    intro = ("Filters: 'field op value', combined with and/or/not. The same language "
-             "works in every command.\n"
-             f"Nesting is limited to {MAX_DEPTH} levels.\n")
-    return "\n".join((intro, _field_table(), _aliases(), _OPERATORS, _VALUES, _states(),
-                      _SEMANTICS, _SS, _EXAMPLES))
+    intro = (
+        "Filters: 'field op value', combined with and/or/not. The same language "
+        "works in every command.\n"
+        f"Nesting is limited to {MAX_DEPTH} levels.\n"
+    )
+    return "\n".join(
+        (intro, _field_table(), _aliases(), _OPERATORS, _VALUES, _states(), _SEMANTICS, _SS, _EXAMPLES)
+    )

@@ -39,13 +39,14 @@ from sockscope.model.states import ALL_STATES, TcpState
 
 MAX_DEPTH = 64
 #: ss's word operators, and ``in``.
-WORD_OPS = {"eq": "==", "ne": "!=", "neq": "!=", "lt": "<", "gt": ">", "le": "<=",
-            "ge": ">=", "in": "in"}
+WORD_OPS = {"eq": "==", "ne": "!=", "neq": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "in": "in"}
 ORDERED_KINDS = frozenset({Kind.PORT, Kind.INT, Kind.SIZE, Kind.DURATION, Kind.USER})
 #: Bare words that are whole tests, as in Wireshark.
 BARE_TESTS: dict[str, Node] = {
-    "tcp": Cmp("proto", "==", "tcp"), "udp": Cmp("proto", "==", "udp"),
-    "unix": Cmp("proto", "==", "unix"), "ip": Cmp("family", "==", 4),
+    "tcp": Cmp("proto", "==", "tcp"),
+    "udp": Cmp("proto", "==", "udp"),
+    "unix": Cmp("proto", "==", "unix"),
+    "ip": Cmp("family", "==", 4),
     "ipv6": Cmp("family", "==", 6),
 }
 SS_STATE_WORDS = ("state", "exclude", "excl")
@@ -53,16 +54,16 @@ SS_HOST_WORDS = ("src", "dst")
 SS_PORT_WORDS = ("sport", "dport")
 #: Words that cannot start a term (so ``a b`` means ``a and b`` only for real terms).
 NOT_TERM_START = frozenset({"and", "or", *WORD_OPS})
-FIELD_WORDS = sorted({f.name for f in FIELDS} | set(ALIASES) | set(BARE_TESTS)
-                     | {"state", "exclude"})
+FIELD_WORDS = sorted({f.name for f in FIELDS} | set(ALIASES) | set(BARE_TESTS) | {"state", "exclude"})
 HOST_PORT_FIELD = {"laddr": "lport", "raddr": "rport"}
 
 
 class Parser:
     """Parses one expression; ``parse()`` returns its canonical tree."""
 
-    def __init__(self, text: str, resolve_service: Resolver | None = None,
-                 resolve_user: Resolver | None = None) -> None:
+    def __init__(
+        self, text: str, resolve_service: Resolver | None = None, resolve_user: Resolver | None = None
+    ) -> None:
         self.text = text
         self.tokens = tokenize(text)
         self.pos = 0
@@ -104,8 +105,7 @@ class Parser:
         if tok.kind is Tok.RPAREN:
             raise self.error("unbalanced ')': no '(' before it", tok)
         if tok.kind is not Tok.EOF:
-            raise self.error(f"expected 'and', 'or' or the end of the filter, "
-                             f"found {describe(tok)}", tok)
+            raise self.error(f"expected 'and', 'or' or the end of the filter, found {describe(tok)}", tok)
         return node
 
     def parse_or(self) -> Node:
@@ -171,8 +171,9 @@ class Parser:
         node = self.parse_or()
         close = self.peek()
         if close.kind is not Tok.RPAREN:
-            raise self.error(f"expected ')' to close the '(' at column {opening.start + 1}, "
-                             f"found {describe(close)}", close)
+            raise self.error(
+                f"expected ')' to close the '(' at column {opening.start + 1}, found {describe(close)}", close
+            )
         self.advance()
         self.depth -= 1
         return node
@@ -196,8 +197,10 @@ class Parser:
             return self.parse_value(field, "==", after, host=name in SS_HOST_WORDS)
         op_tok = self.peek()
         if not self.is_operator(op_tok):
-            raise self.error(f"expected an operator after '{tok.text}' "
-                             f"(== != < <= > >= in ~), found {describe(op_tok)}", op_tok)
+            raise self.error(
+                f"expected an operator after '{tok.text}' (== != < <= > >= in ~), found {describe(op_tok)}",
+                op_tok,
+            )
         self.advance()
         op = WORD_OPS.get(op_tok.text.lower(), op_tok.text)
         return self.parse_value(field, op, op_tok, host=field.name in HOST_PORT_FIELD)
@@ -205,19 +208,20 @@ class Parser:
     def unknown_field(self, tok: Token) -> FilterError:
         word = tok.text.lower()
         if word in STATES_BY_NAME:
-            return self.error(f"'{tok.text}' is a state, not a field; "
-                              f"write 'state == {tok.text}'", tok)
+            return self.error(f"'{tok.text}' is a state, not a field; write 'state == {tok.text}'", tok)
         if word[:1].isdigit() or word.startswith((":", "[", "*")):
-            return self.error(f"expected a field name before '{tok.text}' "
-                              f"(e.g. 'port == 80')", tok)
+            return self.error(f"expected a field name before '{tok.text}' (e.g. 'port == 80')", tok)
         hint = did_you_mean(word, FIELD_WORDS)
         return self.error(f"unknown field '{tok.text}'{hint}", tok)
 
     def parse_ss_states(self) -> Node:
         """A run of ss clauses: ``state`` adds states, ``exclude`` removes them."""
         states: frozenset[TcpState] | None = None
-        while self.is_word(self.peek(), *SS_STATE_WORDS) and self.peek(1).kind is Tok.WORD \
-                and not self.is_operator(self.peek(1)):
+        while (
+            self.is_word(self.peek(), *SS_STATE_WORDS)
+            and self.peek(1).kind is Tok.WORD
+            and not self.is_operator(self.peek(1))
+        ):
             keyword = self.advance().text.lower()
             value = self.advance()
             named = self.values.states(Word(value.text, value.start))
@@ -233,8 +237,11 @@ class Parser:
             return self.regex(field, op_tok, words, is_set)
         if op in ("<", "<=", ">", ">="):
             if field.kind not in ORDERED_KINDS:
-                raise self.error(f"'{op_tok.text}' does not apply to '{field.name}' "
-                                 f"({field.kind.value}); use ==, != or in", op_tok)
+                raise self.error(
+                    f"'{op_tok.text}' does not apply to '{field.name}' "
+                    f"({field.kind.value}); use ==, != or in",
+                    op_tok,
+                )
             if is_set:
                 raise self.error(f"a set needs 'in', not '{op_tok.text}'", op_tok)
             return Cmp(field.name, op, self.values.number(field.kind, words[0]))
@@ -246,8 +253,7 @@ class Parser:
         if tok.kind in (Tok.WORD, Tok.STRING):
             return [Word(tok.text, tok.start)], False
         if tok.kind is not Tok.LBRACE:
-            raise self.error(f"expected a value after '{op_tok.text}', found {describe(tok)}",
-                             tok)
+            raise self.error(f"expected a value after '{op_tok.text}', found {describe(tok)}", tok)
         words: list[Word] = []
         while True:
             item = self.advance()
@@ -265,15 +271,13 @@ class Parser:
 
     def regex(self, field: Field, op_tok: Token, words: list[Word], is_set: bool) -> Node:
         if field.kind is not Kind.TEXT:
-            raise self.error(f"'~' matches text; '{field.name}' is a {field.kind.value}",
-                             op_tok)
+            raise self.error(f"'~' matches text; '{field.name}' is a {field.kind.value}", op_tok)
         if is_set:
             raise self.error("'~' takes one regular expression, not a set", op_tok)
         try:
             re.compile(words[0].text)
         except (re.error, RecursionError, OverflowError, ValueError) as exc:
-            raise FilterError(f"bad regular expression: {exc}", words[0].start,
-                              self.text) from None
+            raise FilterError(f"bad regular expression: {exc}", words[0].start, self.text) from None
         return Regex(field.name, words[0].text)
 
     def positive(self, field: Field, words: list[Word], *, is_set: bool, host: bool) -> Node:
@@ -330,13 +334,12 @@ def describe(tok: Token) -> str:
     return f"'{tok.text}'"
 
 
-def parse_tree(text: str, resolve_service: Resolver | None = None,
-               resolve_user: Resolver | None = None) -> Node:
+def parse_tree(
+    text: str, resolve_service: Resolver | None = None, resolve_user: Resolver | None = None
+) -> Node:
     """The canonical tree of ``text``.
 
     Raises:
         FilterError: the text is not a valid filter.
     """
     return Parser(text, resolve_service, resolve_user).parse()
-
-

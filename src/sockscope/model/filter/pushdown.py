@@ -120,6 +120,7 @@ def _with_field(node: Cmp | Member, name: str) -> Node:
 
 # -- states, protocols, families -------------------------------------------------------
 
+
 def _states(node: Node) -> frozenset[TcpState]:
     if isinstance(node, StateIn):
         return node.states
@@ -167,6 +168,7 @@ def _equal_values(atom: Cmp | Member) -> tuple[Item, ...]:
 
 
 # -- port spans -----------------------------------------------------------------------
+
 
 def _ports(node: Node) -> tuple[PortSpan, ...] | None:
     """Spans one of which every match's local or remote port is in; None: any port."""
@@ -253,15 +255,17 @@ def kernel_atom(atom: Node) -> tuple[Kernel | None, bool]:
 
 def _port_ranges(atom: Cmp | Member) -> list[tuple[int, int]]:
     """The atom's ports as ranges within 0..65535, empty ones left out."""
-    return [(max(lo, 0), min(hi, PORT_MAX)) for lo, hi in _raw_port_ranges(atom)
-            if max(lo, 0) <= min(hi, PORT_MAX)]
+    return [
+        (max(lo, 0), min(hi, PORT_MAX))
+        for lo, hi in _raw_port_ranges(atom)
+        if max(lo, 0) <= min(hi, PORT_MAX)
+    ]
 
 
 def _raw_port_ranges(atom: Cmp | Member) -> list[tuple[int, int]]:
     if isinstance(atom, Cmp):
         v = int(atom.value) if isinstance(atom.value, int) else 0
-        spans = {"==": (v, v), "<": (0, v - 1), "<=": (0, v), ">": (v + 1, PORT_MAX),
-                 ">=": (v, PORT_MAX)}
+        spans = {"==": (v, v), "<": (0, v - 1), "<=": (0, v), ">": (v + 1, PORT_MAX), ">=": (v, PORT_MAX)}
         lo, hi = spans[atom.op]
         return [(lo, hi)] if lo <= hi else []
     out = []

@@ -25,16 +25,54 @@ EXTRA_STATE_NAMES: dict[str, frozenset[TcpState]] = {
     "closed": frozenset({TcpState.CLOSE}),
 }
 STATES_BY_NAME = {**STATE_NAMES, **EXTRA_STATE_NAMES}
-FAMILY_NAMES = {"4": 4, "6": 6, "0": 0, "inet": 4, "inet6": 6, "ipv4": 4, "ipv6": 6,
-                "ip": 4, "ip4": 4, "ip6": 6, "unix": 0, "local": 0}
+FAMILY_NAMES = {
+    "4": 4,
+    "6": 6,
+    "0": 0,
+    "inet": 4,
+    "inet6": 6,
+    "ipv4": 4,
+    "ipv6": 6,
+    "ip": 4,
+    "ip4": 4,
+    "ip6": 6,
+    "unix": 0,
+    "local": 0,
+}
 PROTO_NAMES = {p.value: p.value for p in Proto}
 
-SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6,
-              "g": 10**9, "gb": 10**9, "t": 10**12, "tb": 10**12,
-              "ki": 2**10, "kib": 2**10, "mi": 2**20, "mib": 2**20,
-              "gi": 2**30, "gib": 2**30, "ti": 2**40, "tib": 2**40}
-DURATION_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
-                  "ns": 1e-9, "m": 60.0, "min": 60.0, "h": 3600.0}
+SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "ki": 2**10,
+    "kib": 2**10,
+    "mi": 2**20,
+    "mib": 2**20,
+    "gi": 2**30,
+    "gib": 2**30,
+    "ti": 2**40,
+    "tib": 2**40,
+}
+DURATION_UNITS = {
+    "": 1.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ns": 1e-9,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+}
 _NUMBER_UNIT = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,20})?)([a-zA-Zµ]*)")
 _MAPPED = IPv6Network("::ffff:0:0/96")
 #: Longer digit strings are refused before ``int()`` sees them (and its 4300-digit limit).
@@ -56,8 +94,9 @@ class Word:
 class ValueParser:
     """Parses values for one expression; holds the text (for errors) and the resolvers."""
 
-    def __init__(self, expression: str, resolve_service: Resolver | None,
-                 resolve_user: Resolver | None) -> None:
+    def __init__(
+        self, expression: str, resolve_service: Resolver | None, resolve_user: Resolver | None
+    ) -> None:
         self.expression = expression
         self.resolve_service = resolve_service
         self.resolve_user = resolve_user
@@ -181,7 +220,7 @@ class ValueParser:
             close = text.find("]")
             if close < 0 or (close + 1 < len(text) and text[close + 1] != ":"):
                 raise self.error(f"'{text}' is not a host (e.g. [::1]:22)", word)
-            addr, sep, port = text[:close + 1], text[close + 1:close + 2], text[close + 2:]
+            addr, sep, port = text[: close + 1], text[close + 1 : close + 2], text[close + 2 :]
         elif text.count(":") == 1:
             addr, sep, port = text.partition(":")
         if sep and not port:
