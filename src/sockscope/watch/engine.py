@@ -132,6 +132,9 @@ class Watcher:
         self._next_settle = 0.0
         self._last_step = 0.0
         self.behind = False  # the last step left records unread
+        #: Dumps taken so far; ``table`` holds the latest one's sockets (listeners with
+        #: their drops, SYN_RECV children included).
+        self.polls = 0
         self.destroy: DestroySubscriber | None = None
         self.trace: TraceMerger | None = None
         self.warnings: list[str] = []
@@ -390,6 +393,7 @@ class Watcher:
 
     def _poll(self, emit: bool = True) -> list[Event]:
         snap = run_query(self.query, procfs=self.procfs)
+        self.polls += 1
         eps: list[Endpoint] = [*snap.endpoints]
         if Proto.TCP in self.query.protocols:
             eps += run_query(self.listen_query, procfs=self.procfs).endpoints
