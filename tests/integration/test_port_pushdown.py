@@ -13,6 +13,7 @@ from sockscope.api import KernelFilter, Query
 from sockscope.model.event import EventKind, EventView
 from sockscope.model.filter import Filter, parse_filter
 from sockscope.model.states import Proto, TcpState
+from sockscope.query.pushdown import pushdown
 from sockscope.sources.destroy import DestroySubscriber
 from sockscope.sources.netns import entered_netns
 from sockscope.sources.procfs import ephemeral_port_range
@@ -40,7 +41,7 @@ def _connect_once(
 
 
 def _ports_of(expr: str) -> list[tuple[bool, int, int]]:
-    ports = parse_filter(expr).pushdown().ports
+    ports = pushdown(parse_filter(expr)).ports
     assert ports is not None
     return [tuple(p) for p in ports]  # type: ignore[misc]
 
@@ -126,7 +127,7 @@ def test_a_local_port_filter_over_the_ephemeral_range_keeps_port_zero(netns: str
 def _watcher(netns: str, text: str, sources: set[str]) -> tuple[Watcher, Filter]:
     """A watcher as `sockscope watch TEXT` makes it: the filter's kernel part pushed down."""
     flt = parse_filter(text)
-    push = flt.pushdown()
+    push = pushdown(flt)
     query = Query(
         protocols=(Proto.TCP,),
         families=(4, 6),

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sockscope.model.endpoint import Endpoint
-from sockscope.model.filter import Pushdown, parse_filter
+from sockscope.model.filter import parse_filter
 from sockscope.model.states import ALL_STATES, Proto, TcpState
+from sockscope.query.pushdown import Pushdown, pushdown
 from sockscope.wire.bytecode import (
     AF_INET,
     AF_INET6,
@@ -45,7 +46,7 @@ def port(value: int) -> bytes:
 
 
 def program(text: str) -> bytes | None:
-    return parse_filter(text).pushdown().bytecode
+    return pushdown(parse_filter(text)).bytecode
 
 
 # -- exact bytes ---------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_audit_refuses_what_the_kernel_refuses(bad: bytes) -> None:
 def test_too_long_programs_are_not_pushed() -> None:
     many = " ".join(str(p) for p in range(1, 12_000, 2))
     f = parse_filter(f"port in {{{many}}}")
-    assert f.pushdown().bytecode is None
+    assert pushdown(f).bytecode is None
     with pytest.raises(BytecodeError):
         build_bytecode(BcOr(tuple(PortCond(True, p, p) for p in range(6000))))
 
@@ -174,7 +175,7 @@ def test_too_long_programs_are_not_pushed() -> None:
 def test_pushdown_sets(
     text: str, protocols: set[Proto] | None, families: set[int] | None, states: set[TcpState] | None
 ) -> None:
-    pd = parse_filter(text).pushdown()
+    pd = pushdown(parse_filter(text))
     assert pd.protocols == (None if protocols is None else frozenset(protocols))
     assert pd.families == (None if families is None else frozenset(families))
     assert pd.states == (None if states is None else frozenset(states))
@@ -379,7 +380,7 @@ def kernel_keeps(pd: Pushdown, ep: Endpoint) -> bool:
 @given(FILTERS, st.lists(endpoints(), min_size=1, max_size=12))
 def test_pushdown_keeps_every_match(text: str, eps: list[Endpoint]) -> None:
     f = parse_filter(text)
-    pd = f.pushdown()
+    pd = pushdown(f)
     if pd.bytecode is not None:
         audit_bytecode(pd.bytecode)
     for ep in eps:

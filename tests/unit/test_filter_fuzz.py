@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sockscope.model.endpoint import Endpoint, Owner
 from sockscope.model.filter import Filter, FilterError, parse_filter
 from sockscope.model.states import Proto, TcpState
+from sockscope.query.pushdown import pushdown
 
 SERVICES = {"ssh": 22, "telnet": 23}.get
 USERS = {"root": 0}.get
@@ -140,7 +141,7 @@ def check(text: str) -> None:
     assert isinstance(f, Filter)
     for ep in SAMPLES:
         assert f.matches(ep) in (True, False)
-    f.pushdown()
+    pushdown(f)
 
 
 @settings(max_examples=1500, deadline=1000, suppress_health_check=[HealthCheck.too_slow])

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from sockscope.model.endpoint import Endpoint
 from sockscope.model.filter import parse_filter
-from sockscope.model.filter.pushdown import PortSpan
 from sockscope.model.states import Proto, TcpState
+from sockscope.query.pushdown import PortSpan, pushdown
 from sockscope.wire.ftrace import filter_expression
 from sockscope.wire.socket_filter import (
     JEQ,
@@ -27,7 +27,7 @@ from sockscope.wire.socket_filter import (
 
 
 def spans(text: str) -> tuple[PortSpan, ...] | None:
-    return parse_filter(text).pushdown().ports
+    return pushdown(parse_filter(text)).ports
 
 
 def test_port_spans_are_what_every_match_must_have() -> None:
@@ -151,7 +151,7 @@ def test_every_match_has_a_port_in_the_spans(
         1,
         1,
     )
-    ports = flt.pushdown().ports
+    ports = pushdown(flt).ports
     if ports is not None and flt.matches(ep):
         assert any(
             lo <= (local if s.local else remote if remote is not None else -1) <= hi

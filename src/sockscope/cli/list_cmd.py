@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 
-from sockscope.api import run_query
+from sockscope.query.dump import run_query
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, add_notation_options
 from sockscope.cli.query import apply_predicate, build_selection

@@ -1,11 +1,10 @@
-"""Turns command-line flags and a filter expression into an ``api.Query``."""
+"""Turns command-line flags and a filter expression into a ``Query``."""
 
 from __future__ import annotations
 
 import argparse
 
 from sockscope._namedtuple import NamedTuple
-from sockscope.api import KernelFilter, Query
 from sockscope.cli.parser import UsageError
 from sockscope.model.endpoint import Endpoint
 from sockscope.model.states import (
@@ -15,6 +14,7 @@ from sockscope.model.states import (
     Proto,
     TcpState,
 )
+from sockscope.query.spec import KernelFilter, Query
 
 
 class Selection(NamedTuple):
@@ -93,7 +93,9 @@ def build_selection(
             flt = parse_filter(text, resolve_service=resolve_service, resolve_user=resolve_user)
         except FilterError as exc:
             raise UsageError(exc.render()) from None
-        push = flt.pushdown()
+        from sockscope.query.pushdown import pushdown  # noqa: PLC0415 - lazy, as the filter
+
+        push = pushdown(flt)
         if push.protocols is not None:
             protocols = tuple(p for p in protocols if p in push.protocols)
         if push.families is not None:

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from sockscope.api import QueueReport, queue_report
+from sockscope.query.dump import QueueReport, queue_report
 from sockscope.cli import units
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options

@@ -7,7 +7,7 @@ import importlib.util
 import os
 from typing import TYPE_CHECKING
 
-from sockscope.api import Query
+from sockscope.query.spec import Query
 from sockscope.cli import units
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options

@@ -26,6 +26,7 @@ from sockscope.demo.server import DemoServer, ServerConfig, ServerThread, open_l
 from sockscope.model.endpoint import Endpoint
 from sockscope.model.listener import Listener
 from sockscope.model.states import Proto
+from sockscope.query.pushdown import pushdown
 from sockscope.sources.netns import entered_netns
 
 TOUR_PORT = 2323
@@ -191,7 +192,7 @@ class Stage:
         if self.netns is None:  # a shared namespace may hold many sockets: filter in the kernel
             from sockscope.model.filter import parse_filter  # noqa: PLC0415
 
-            kernel = api.KernelFilter(bytecode=parse_filter(f"port == {self.port}").pushdown().bytecode)
+            kernel = api.KernelFilter(bytecode=pushdown(parse_filter(f"port == {self.port}")).bytecode)
         return api.Query(
             protocols=(Proto.TCP,), kernel=kernel, processes=processes, tcp_info=tcp_info, netns=self.netns
         )

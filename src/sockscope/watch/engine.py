@@ -20,11 +20,12 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sockscope.api import KernelFilter, Query, run_query
 from sockscope.model.diff import Key, diff
 from sockscope.model.endpoint import Endpoint, Owner
 from sockscope.model.event import Event, EventKind, Source
 from sockscope.model.states import ALL_STATES, Proto, TcpState
+from sockscope.query.dump import run_query
+from sockscope.query.spec import KernelFilter, Query
 from sockscope.sources.destroy import DestroySubscriber
 from sockscope.sources.netns import entered_netns
 from sockscope.sources.procfs import ProcFS, ephemeral_port_range

@@ -24,7 +24,7 @@ from sockscope.watch.aging import forget_before, touch
 from sockscope.wire.ftrace import IPPROTO_TCP, StateChange
 
 if TYPE_CHECKING:
-    from sockscope.api import Query
+    from sockscope.query.spec import Query
     from sockscope.watch.engine import Watcher
 
 TKey = tuple[str, IPAddress | None, int, IPAddress | None, int]

@@ -6,7 +6,6 @@ from sockscope.model.endpoint import Endpoint
 from sockscope.model.filter.ast import Node, field_names
 from sockscope.model.filter.evaluate import compile_node
 from sockscope.model.filter.parser import parse_tree
-from sockscope.model.filter.pushdown import Pushdown, compute_pushdown
 from sockscope.model.filter.values import Resolver
 
 #: Fields read from tcp_info, the process scan, and socket memory counters.
@@ -18,7 +17,8 @@ MEMORY_FIELDS = frozenset({"drops"})
 
 
 class Filter:
-    """A parsed filter: ``matches`` evaluates it, ``pushdown`` says what the kernel can do."""
+    """A parsed filter: ``matches`` evaluates it (``sockscope.query.pushdown`` says what the
+    kernel can do of it)."""
 
     __slots__ = ("_pred", "needs_memory", "needs_processes", "needs_tcp_info", "root", "text")
 
@@ -34,10 +34,6 @@ class Filter:
     def matches(self, ep: Endpoint) -> bool:
         """Whether ``ep`` passes the filter."""
         return self._pred(ep)
-
-    def pushdown(self) -> Pushdown:
-        """The kernel-side part: a superset of the matches; re-apply ``matches`` after."""
-        return compute_pushdown(self.root)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Filter) and other.root == self.root

@@ -1,4 +1,4 @@
-"""Pure: the part of a filter the kernel can do for us.
+"""Pure: the part of a filter the kernel can do for us (``pushdown(flt)``).
 
 Every answer here is conservative: the kernel keeps a superset of what the filter
 matches, and the caller re-applies ``Filter.matches``. The tree is first put in
@@ -26,6 +26,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from sockscope._namedtuple import NamedTuple
 from sockscope.model.fields import FIELDS_BY_NAME
 from sockscope.model.filter.ast import And, Cmp, Item, Member, Node, Not, Or, Range, StateIn
+from sockscope.model.filter.core import Filter
 from sockscope.model.states import ALL_STATES, Proto, TcpState
 from sockscope.wire.bytecode import (
     AF_INET,
@@ -74,6 +75,11 @@ class Pushdown:
     states: frozenset[TcpState] | None
     bytecode: bytes | None
     ports: tuple[PortSpan, ...] | None = None
+
+
+def pushdown(flt: Filter) -> Pushdown:
+    """The kernel-side part of ``flt``: a superset of its matches; re-apply ``matches`` after."""
+    return compute_pushdown(flt.root)
 
 
 def compute_pushdown(root: Node) -> Pushdown:
