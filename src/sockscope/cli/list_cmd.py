@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import gc
 
-from sockscope.query.dump import run_query
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, add_notation_options
 from sockscope.cli.query import apply_predicate, build_selection
 from sockscope.model.endpoint import Endpoint, Snapshot
 from sockscope.model.states import Proto
+from sockscope.query.dump import run_query
 from sockscope.render.addresses import Notation
 from sockscope.render.listing import ListingStyle, render_listing_text
 

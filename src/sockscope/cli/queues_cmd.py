@@ -6,13 +6,13 @@ import argparse
 import json
 import time
 
-from sockscope.query.dump import QueueReport, queue_report
 from sockscope.cli import units
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options
 from sockscope.cli.query import build_selection
 from sockscope.model.listener import Listener
 from sockscope.model.states import ALL_STATES
+from sockscope.query.dump import QueueReport, queue_report
 from sockscope.render.addresses import Notation
 from sockscope.render.queues import QueueStyle, listener_record, render_counters, render_queues
 

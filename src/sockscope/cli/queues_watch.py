@@ -7,10 +7,10 @@ import io
 import time
 from typing import TYPE_CHECKING
 
-from sockscope.query.dump import queue_report
 from sockscope.cli.env import Env
 from sockscope.cli.query import Selection
 from sockscope.cli.queues_cmd import _print, _visible
+from sockscope.query.dump import queue_report
 
 if TYPE_CHECKING:
     from rich.live import Live

@@ -7,13 +7,13 @@ import importlib.util
 import os
 from typing import TYPE_CHECKING
 
-from sockscope.query.spec import Query
 from sockscope.cli import units
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options
 from sockscope.cli.query import filter_text, selected_families, selected_protocols
 from sockscope.cli.status import ExitStatus
 from sockscope.cli.watch_cmd import _sources
+from sockscope.query.spec import Query
 
 if TYPE_CHECKING:
     from sockscope.tui.feed import Feed
