@@ -97,6 +97,7 @@ def _payload(layout: Layout, event_id: int, old: int, new: int, sport: int) -> b
         event_id,
         0,
         4242,
+        0xFFFF8880DEADBEEF,
         old,
         new,
         sport,
@@ -176,3 +177,14 @@ def test_random_event_headers_raise_nothing_but_value_error(words: list[int]) ->
     body = struct.pack(f"<{len(words)}I", *words)
     with contextlib.suppress(ValueError):
         decode_page(struct.pack("<QQ", 1, len(body)) + body, LAYOUT)
+
+
+def test_records_carry_the_socket_address() -> None:
+    # One socket's records share its address: the recorded pages hold whole connections.
+    recs = _records()
+    assert all(r.skaddr for r in recs)
+    by_sk: dict[int, set[int]] = {}
+    for r in recs:
+        if r.local_port:
+            by_sk.setdefault(r.skaddr, set()).add(r.local_port)
+    assert by_sk and all(len(ports) == 1 for ports in by_sk.values())

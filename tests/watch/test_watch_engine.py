@@ -164,7 +164,7 @@ def test_sigterm_removes_the_trace_instance_and_summarises(netns: str) -> None:
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert not instance.exists()
-    assert "# lost events: 0" in out and "sources: poll, destroy, trace" in out
+    assert "# lost events: 0" in out and "sources: poll, trace, destroy" in out
 
 
 @pytest.mark.parametrize("content", [b"garbage, not a database" * 100, b""])

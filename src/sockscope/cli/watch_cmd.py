@@ -17,6 +17,7 @@ from sockscope.cli import units
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options
 from sockscope.cli.query import build_selection
+from sockscope.cli.status import ExitStatus
 from sockscope.model.event import Event, EventKind, EventView
 from sockscope.model.states import ALL_STATES, TcpState
 from sockscope.render.addresses import Notation
@@ -24,7 +25,7 @@ from sockscope.render.events import render_event_json, render_event_line
 
 if TYPE_CHECKING:
     from sockscope.record.sqlite import Recorder
-    from sockscope.watch import Watcher
+    from sockscope.watch import Watcher, WatchStats
 
 DESCRIPTION = """\
 Watch ports open and close in real time: one line (or JSON object) per event, for each
@@ -72,7 +73,14 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         "--source",
         default="auto",
         metavar="LIST",
-        help="sources to use: auto, or a comma list of poll,destroy,trace",
+        help="sources to use: auto, or a comma list of bpf,trace,destroy,poll",
+    )
+    p.add_argument(
+        "--events",
+        default=None,
+        metavar="LIST",
+        help="event kinds to report: all, or a comma list of " + ",".join(ALL_KINDS) + " (default: all but "
+        "state; a filter on 'event' chooses too)",
     )
     p.add_argument("--jsonl", action="store_true", help="one JSON object per event")
     p.add_argument("--record", metavar="FILE", help="append the events to an SQLite recording")
@@ -86,26 +94,61 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     p.set_defaults(run=run, all=True)
 
 
+SOURCE_NAMES = ("bpf", "trace", "destroy", "poll")
+ALL_KINDS = tuple(k.value for k in EventKind)
+#: What ``watch`` reports unless asked: every kind but ``state`` (one per transition,
+#: most of the traffic, and work for every source).
+DEFAULT_KINDS = frozenset(EventKind) - {EventKind.STATE}
+
+
 def _sources(text: str) -> set[str] | None:
     if text == "auto":
         return None
     chosen = {s.strip() for s in text.split(",") if s.strip()}
-    bad = chosen - {"poll", "destroy", "trace"}
+    bad = chosen - set(SOURCE_NAMES)
     if bad or not chosen:
         raise UsageError(
-            f"unknown source {', '.join(sorted(bad)) or text!r}; choose from poll, destroy, trace"
+            f"unknown source {', '.join(sorted(bad)) or text!r}; choose from {', '.join(SOURCE_NAMES)}"
         )
     return chosen | {"poll"}
 
 
-def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    # Unwind like Ctrl-C so every finally block (tracefs instance, recording) runs.
+def event_kinds(text: str | None, flt: object | None) -> frozenset[EventKind] | None:
+    """The kinds to report: ``--events``, narrowed by what the filter can match; a filter
+    that names kinds chooses them even when the default leaves them out."""
+    if text is not None:
+        names = {w.strip() for w in text.split(",") if w.strip()}
+        if names == {"all"}:
+            chosen = frozenset(EventKind)
+        else:
+            bad = names - set(ALL_KINDS)
+            if bad or not names:
+                raise UsageError(
+                    f"unknown event kind {', '.join(sorted(bad)) or text!r}; choose from all, "
+                    + ", ".join(ALL_KINDS)
+                )
+            chosen = frozenset(EventKind(n) for n in names)
+    else:
+        chosen = DEFAULT_KINDS
+    if flt is not None:
+        from sockscope.query.pushdown import event_kinds as matchable  # noqa: PLC0415 - lazy
+
+        named = matchable(flt)  # type: ignore[arg-type]
+        if named is not None:
+            kinds = frozenset(EventKind(n) for n in named)
+            return kinds if text is None else kinds & chosen
+    return None if chosen == frozenset(EventKind) else chosen
+
+
+def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+    # Unwind like Ctrl-C so every finally block (eBPF program, tracefs instance,
+    # recording) runs: SIGTERM from a service manager, SIGHUP from a closed terminal.
     raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
     """Stream events until a stop condition or Ctrl-C, then print a summary."""
-    from sockscope.watch import Watcher  # noqa: PLC0415 - heavier imports, watch only
+    from sockscope.watch import Watcher, WatchSourceError  # noqa: PLC0415 - heavier imports, watch only
 
     if args.max_size is not None and not args.record:
         raise UsageError("--max-size needs --record FILE")
@@ -113,12 +156,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
     selection = build_selection(args, processes=True, states=ALL_STATES)
     flt = selection.predicate
     matches: Callable[[EventView], bool] | None = getattr(flt, "matches", None)
+    kinds = event_kinds(args.events, flt)
     recorder = _open_recorder(args) if args.record else None
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     watcher: Watcher | None = None
     shown = Shown()
     try:
-        watcher = Watcher(selection.query, interval=args.interval, sources=sources)
+        try:
+            watcher = Watcher(selection.query, interval=args.interval, sources=sources, kinds=kinds)
+        except WatchSourceError as exc:
+            env.error(str(exc))
+            return ExitStatus.ERROR
         _tune_gc()
         if recorder is not None:
             # stats needs the listeners that existed before the first event to tell
@@ -128,6 +176,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
         for w in watcher.warnings:
             env.warn(w)
         in_kernel = watcher.stats.port_filtered
+        for name, why in watcher.stats.refused.items():
+            env.stderr.write(f"sockscope: {name} source not used: {why}\n")
         env.stderr.write(
             f"sockscope: watching{' ' + args.netns if args.netns else ''} with "
             f"{', '.join(watcher.stats.sources)} (Ctrl-C to stop)"
@@ -139,7 +189,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if watcher is not None:
             watcher.close()
         if recorder is not None:
@@ -279,30 +330,41 @@ def _stream(
 
 
 def _summary(args: argparse.Namespace, env: Env, watcher: Watcher, shown: Shown) -> None:
-    stats = watcher.stats
+    stream = env.stderr if args.jsonl else env.stdout
+    stream.write("".join(f"# {ln}\n" for ln in summary_lines(watcher.stats, shown)))
+    stream.flush()
+
+
+def summary_lines(stats: WatchStats, shown: Shown) -> list[str]:
+    """What was shown, and every loss by its cause: nothing is lost silently."""
     kinds = shown.kinds
+    causes = [
+        ("destroy messages (ENOBUFS)", stats.destroy_overruns),
+        ("tracepoint ring buffer", stats.trace_overruns),
+        ("eBPF ring buffer full", stats.bpf_lost),
+        ("eBPF runs skipped", stats.bpf_recursion),
+    ]
     lost = stats.lost
     recovered = stats.lost_closes + stats.closes_from_trace
     lines = [
         "events: " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"),
         f"connections seen: {shown.connections}",
         f"lost events: {lost}"
-        + (
-            f" (kernel buffer overruns: destroy {stats.destroy_overruns}, tracepoint {stats.trace_overruns})"
-            if lost
-            else ""
-        ),
-        f"closes reported without their destroy message: {recovered}"
+        + (" (" + ", ".join(f"{why} {n}" for why, n in causes if n) + ")" if lost else ""),
+        f"closes reported without their source's message: {recovered}"
         + (
             f" (from the tracepoint {stats.closes_from_trace}, from a dump "
             f"{stats.lost_closes}; their final counters are unknown)"
             if recovered
             else ""
         ),
-        f"sources: {', '.join(stats.sources)}",
     ]
+    if stats.bpf_map_full or stats.opens_missed:
+        lines.append(
+            f"connections whose opening was not seen: {stats.opens_missed} "
+            f"(eBPF connection map full {stats.bpf_map_full} times)"
+        )
+    lines.append(f"sources: {', '.join(stats.sources)}")
     if stats.foreign:
         lines.append(f"tracepoint records of other namespaces left out: {stats.foreign}")
-    stream = env.stderr if args.jsonl else env.stdout
-    stream.write("".join(f"# {ln}\n" for ln in lines))
-    stream.flush()
+    return lines

@@ -162,6 +162,16 @@ class Endpoint(NamedTuple):
         return self._replace(owners=owners)
 
 
+#: A socket's identity as the tracepoint and eBPF records see it (no cookie): protocol,
+#: local address and port, remote address (None without a peer) and port (0 without one).
+TKey = tuple[str, IPAddress | None, int, IPAddress | None, int]
+
+
+def tuple_key(ep: Endpoint) -> TKey:
+    """The 4-tuple identity of ``ep``, as ``TKey``."""
+    return (ep.proto.value, ep.local_address, ep.local_port, ep.remote_address, ep.remote_port or 0)
+
+
 class Snapshot:
     """Every endpoint seen in one pass, with where and when they were read.
 

@@ -33,7 +33,8 @@ class Source(StrEnum):
 
     POLL = "poll"  # periodic sock_diag dumps, diffed by socket cookie
     DESTROY = "destroy"  # the sock_diag destroy multicast groups
-    TRACE = "trace"  # the sock:inet_sock_set_state tracepoint
+    TRACE = "trace"  # the sock:inet_sock_set_state tracepoint, read through tracefs
+    BPF = "bpf"  # sockscope's eBPF program on that tracepoint: one record per connection
 
 
 class Event(NamedTuple):
@@ -45,9 +46,12 @@ class Event(NamedTuple):
     time: float  # seconds since the epoch
     source: Source
     old_state: TcpState | None = None  # state events: the state before
-    duration: float | None = None  # closed: seconds since it was first seen opening
+    duration: float | None = None  # closed: seconds from its opening to its close
     amount: int | None = None  # dropped: new drops; lost: events lost
     process: Owner | None = None  # who did it, when the source knows (trace: connect())
+    #: The socket opened before it was first seen (before the watch began, or between two
+    #: polls): ``duration`` counts from that first sight, a lower bound.
+    lower_bound: bool = False
 
     @property
     def owner(self) -> Owner | None:
@@ -55,6 +59,15 @@ class Event(NamedTuple):
         if self.process is not None:
             return self.process
         return self.endpoint.owners[0] if self.endpoint.owners else None
+
+
+class AtLeast(float):
+    """A value known only from below: the true value is this or more."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"AtLeast({float(self)!r})"
 
 
 class EventView:
@@ -79,8 +92,12 @@ class EventView:
 
     @property
     def duration(self) -> float | None:
-        """Seconds from open to close, on closed events."""
-        return self._ev.duration
+        """Seconds from open to close, on closed events (an ``AtLeast`` when only a lower
+        bound is known, so a filter does not take it for exact)."""
+        ev = self._ev
+        if ev.lower_bound and ev.duration is not None:
+            return AtLeast(ev.duration)
+        return ev.duration
 
     @property
     def source(self) -> str:

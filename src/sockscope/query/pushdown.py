@@ -328,3 +328,43 @@ def _iface_atom(atom: Cmp | Member) -> tuple[Kernel | None, bool]:
     if not conds:
         return False, True
     return (conds[0] if len(conds) == 1 else BcOr(tuple(conds))), True
+
+
+# -- event kinds (watch) ---------------------------------------------------------------
+
+#: Every kind of event ``watch`` reports, by name (``model.event.EventKind``).
+EVENT_KINDS = frozenset(
+    {"opened", "accepted", "state", "closed", "listen", "unlisten", "bound", "unbound", "dropped", "lost"}
+)
+#: Kinds that carry a duration: a test of ``duration`` holds on no other.
+_TIMED = frozenset({"closed", "unlisten", "unbound"})
+
+
+def event_kinds(flt: Filter) -> frozenset[str] | None:
+    """The event kinds a match can have (None: any), so a source need not produce the
+    others at all (the eBPF program writes no ``state`` records unless one can match)."""
+    kinds = _kinds(to_nnf(flt.root))
+    return None if kinds >= EVENT_KINDS else kinds
+
+
+def _kinds(node: Node) -> frozenset[str]:
+    if isinstance(node, And):
+        out = EVENT_KINDS
+        for item in node.items:
+            out &= _kinds(item)
+        return out
+    if isinstance(node, Or):
+        found: frozenset[str] = frozenset()
+        for item in node.items:
+            found |= _kinds(item)
+        return found
+    negate = isinstance(node, Not)
+    atom = node.item if isinstance(node, Not) else node
+    if isinstance(atom, Cmp | Member) and atom.field == "event":
+        named = frozenset(v for v in _equal_values(atom) if isinstance(v, str)) & EVENT_KINDS
+        if isinstance(atom, Cmp) and atom.op != "==":
+            return EVENT_KINDS
+        return EVENT_KINDS - named if negate else named
+    if not negate and isinstance(atom, Cmp | Member) and atom.field == "duration":
+        return _TIMED
+    return EVENT_KINDS

@@ -69,7 +69,7 @@ def render_event_line(ev: Event, nt: Notation) -> str:
     ]
     extra = []
     if ev.duration is not None:
-        extra.append(f"dur={format_duration(ev.duration)}")
+        extra.append(f"dur{'>=' if ev.lower_bound else '='}{format_duration(ev.duration)}")
     info = ep.tcp_info
     if ev.kind is EventKind.CLOSED and info is not None:
         extra.append(f"sent={format_size(info.bytes_sent)} recv={format_size(info.bytes_received)}")
@@ -99,9 +99,12 @@ def event_record(ev: Event) -> dict[str, object]:
     )
     if ev.kind is EventKind.STATE:
         rec["old_state"] = ev.old_state.label(ep.proto) if ev.old_state is not None else None
+    if ev.source is not Source.POLL:
+        rec["queued"] = False  # only a dump tells an accept queue's connections apart
     if ev.kind in (EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOUND):
         rec.update(
             duration=None if ev.duration is None else round(ev.duration, 6),
+            duration_lower_bound=ev.lower_bound,
             bytes_sent=info.bytes_sent if info is not None else None,
             bytes_received=info.bytes_received if info is not None else None,
             rtt=info.rtt_us / 1000 if info is not None else None,
@@ -130,8 +133,14 @@ def render_event_json(ev: Event) -> str:
         owners = (owner,)
     proto = ep.proto
     state = ep.state
-    # Endpoint.queued, inline: this runs for every event.
-    queued = proto is _TCP and ep.inode == 0 and (state is _ESTABLISHED or state is _CLOSE_WAIT)
+    # Endpoint.queued, inline: this runs for every event. Only a dump tells a queued
+    # connection apart (the other sources know no inode).
+    queued = (
+        proto is _TCP
+        and ep.inode == 0
+        and (state is _ESTABLISHED or state is _CLOSE_WAIT)
+        and ev.source is _POLL
+    )
     head = (
         f'{{"proto":{_PROTO[proto]},"family":{ep.family or "null"},'
         f'"state":{_label(state, proto)},'
@@ -155,13 +164,15 @@ def render_event_json(ev: Event) -> str:
     if kind is EventKind.CLOSED or kind is EventKind.UNLISTEN or kind is EventKind.UNBOUND:
         info = ep.tcp_info
         duration = "null" if ev.duration is None else _seconds(ev.duration)
+        bound = "true" if ev.lower_bound else "false"
         if info is None:
             tail += (
-                f',"duration":{duration},"bytes_sent":null,"bytes_received":null,"rtt":null,"retrans":null'
+                f',"duration":{duration},"duration_lower_bound":{bound},"bytes_sent":null,'
+                f'"bytes_received":null,"rtt":null,"retrans":null'
             )
         else:
             tail += (
-                f',"duration":{duration},"bytes_sent":{info.bytes_sent},'
+                f',"duration":{duration},"duration_lower_bound":{bound},"bytes_sent":{info.bytes_sent},'
                 f'"bytes_received":{info.bytes_received},"rtt":{info.rtt_us / 1000!r},'
                 f'"retrans":{info.total_retrans}'
             )
@@ -170,7 +181,7 @@ def render_event_json(ev: Event) -> str:
     return head + tail + "}"
 
 
-_TCP, _ESTABLISHED, _CLOSE_WAIT = Proto.TCP, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT
+_TCP, _ESTABLISHED, _CLOSE_WAIT, _POLL = Proto.TCP, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, Source.POLL
 _PROTO = {p: f'"{p.value}"' for p in Proto}
 _KIND = {k: f'"{k.value}"' for k in EventKind}
 _SOURCE = {s: f'"{s.value}"' for s in Source}

@@ -20,7 +20,7 @@ from sockscope.model.listener import Listener, build_listeners
 from sockscope.model.states import Proto
 
 if TYPE_CHECKING:
-    from sockscope.watch.engine import Watcher
+    from sockscope.watch import Watcher
 
 #: Events are handed over at most this often (the screen refreshes less often anyway).
 POST_EVERY = 0.1
@@ -128,11 +128,7 @@ class WatchFeed:
     def stats(self) -> FeedStats:
         """The watcher's counters now (tracepoint overruns read live)."""
         st = self.watcher.stats
-        trace = self.watcher.trace
-        overruns = trace.session.overruns() if trace is not None else st.trace_overruns
-        return FeedStats(
-            st.sources, st.destroy_overruns + overruns, st.lost_closes, st.foreign, sum(st.events.values())
-        )
+        return FeedStats(st.sources, st.lost, st.lost_closes, st.foreign, sum(st.events.values()))
 
     def polled(self, events: list[Event], prev: Mapping[Key, Endpoint]) -> tuple[Batch, dict[Key, Endpoint]]:
         table = dict(self.watcher.table)  # a copy: the watcher keeps changing its own

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from sockscope.model.diff import Key
-from sockscope.model.endpoint import Endpoint, Owner
+from sockscope.model.endpoint import Endpoint, Owner, TKey, tuple_key
 from sockscope.model.event import Event, EventKind
 from sockscope.tui.view import Entry, View
-from sockscope.watch.engine import tuple_key
-from sockscope.watch.tracer import TKey
 
 HISTORY = 32  # events kept per row for the detail pane
 #: A row missing from the dumps this long without a close event is closed by us: the

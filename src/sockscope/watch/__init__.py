@@ -1,5 +1,8 @@
-"""The event engine: merges polling, destroy broadcasts and the tracepoint into one stream."""
+"""The event engine: a pure state machine (``engine.Engine``) fed by a thin loop
+(``loop.Watcher``) that reads eBPF records, tracepoint records, destroy broadcasts and
+dumps."""
 
-from sockscope.watch.engine import Watcher, WatchStats
+from sockscope.watch.loop import Watcher, WatchSourceError
+from sockscope.watch.stats import WatchStats
 
-__all__ = ["WatchStats", "Watcher"]
+__all__ = ["WatchSourceError", "WatchStats", "Watcher"]

@@ -1,362 +1,379 @@
-"""The watch engine: every connection's life, from three sources merged into one stream.
+"""The watch engine: every connection's life, merged from its sources, as a state machine.
 
-- Polling: sock_diag dumps every ``interval``, diffed by socket cookie. Sees accepts
-  (inode 0 -> an inode), drops, UDP, and anything a faster source missed.
-- Destroy broadcasts: every closed socket with its final counters, no root needed.
-- The ``sock:inet_sock_set_state`` tracepoint (root): every TCP transition with its
-  exact time, so connections shorter than a poll are seen opening too.
+Pure: no clock, no I/O. The loop (``watch.loop.Watcher``) reads the sources and feeds
+what they delivered, with the time it was read; events come back:
 
-The tracepoint is host-wide. Its records are held until the connection is known to live
-in the watched namespace: its owner process is in it, a dump of the namespace shows the
-4-tuple, or the namespace's own destroy broadcast does. Unconfirmed records are left out
-and counted as foreign.
+- ``on_dump``: a poll's sock_diag dump (diffed by socket cookie): accepts, drops, UDP,
+  sockets that existed before the watch, anything a faster source missed;
+- ``on_destroyed``: the kernel's destroy broadcasts (every closed socket with its final
+  counters, no root needed);
+- ``on_trace``: tracepoint records read through tracefs (every TCP transition);
+- ``on_bpf``: records of sockscope's eBPF program (one per connection, in the kernel);
+- ``settle``: time passed; closes that never came through their source are given up on.
+
+Every close is reported once, whichever sources saw it (dedup by socket cookie), and a
+duration counts from the socket's opening when a source saw it open, else from the first
+sighting, flagged as a lower bound.
 """
 
 from __future__ import annotations
 
-import select
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from sockscope.model.diff import Key, diff
-from sockscope.model.endpoint import Endpoint, Owner
+from sockscope.model.endpoint import Endpoint, Owner, TKey, tuple_key
 from sockscope.model.event import Event, EventKind, Source
-from sockscope.model.states import ALL_STATES, Proto, TcpState
-from sockscope.query.dump import run_query
-from sockscope.query.spec import KernelFilter, Query
-from sockscope.sources.destroy import DestroySubscriber
-from sockscope.sources.netns import entered_netns
-from sockscope.sources.procfs import ProcFS, ephemeral_port_range
-from sockscope.sources.tracefs import TraceSession, TraceUnavailableError
+from sockscope.model.states import Proto, TcpState
 from sockscope.watch.aging import forget_before, touch
-from sockscope.watch.owners import OwnerCache
-from sockscope.watch.tracer import TKey, TraceMerger
+from sockscope.watch.bpf_events import BpfMerger, BpfRecord
+from sockscope.watch.stats import WatchStats
+from sockscope.watch.traced import Tasks, TraceMerger
 from sockscope.watch.wiped import WIPED_WAIT, PeerIndex, is_wiped
-from sockscope.wire.ftrace import filter_expression
+from sockscope.wire.ftrace import StateChange
 
 #: A socket that vanished from a dump waits this long for its destroy message (the kernel
 #: sends those from a workqueue, so they can trail the dump).
 DESTROY_GRACE = 1.0
-#: With the tracepoint on, a destroy broadcast waits until the tracepoint reader is past
-#: it (see _destroy_due), at most this long; the select() timeout while one waits.
+#: ... and this long (of eBPF records read after it vanished) for its eBPF close record,
+#: which the kernel writes before the socket leaves the tables a dump walks.
+BPF_GRACE = 0.25
+#: With the tracepoint on, a destroy message waits until the tracepoint reader is past
+#: it (see _destroy_due), at most this long.
 MAX_TRACE_LAG = 30.0
-TRACE_LAG = 0.1
 #: How long an accept waits for the owner scan before it is reported without an owner.
 OWNER_WAIT = 3.0
-#: What the tracepoint reports exactly; the poll's own view of these is dropped for
-#: sockets the tracepoint covers (accepts and drops are the poll's alone).
+#: What the tracepoint and the eBPF program report exactly; the poll's own view of these
+#: is dropped for sockets they follow (accepts and drops are the poll's alone).
 TRACED_KINDS = frozenset({EventKind.OPENED, EventKind.STATE, EventKind.LISTEN})
-#: Tracepoint pages (about 50 records each) handled between two reads of the destroy
-#: messages.
-TRACE_SLICE = 40
-#: A dump that raced with a close can still show the socket; closed cookies are ignored
-#: this long. (TIME_WAIT remnants, which keep the cookie, are never dumped.)
+CLOSING_KINDS = frozenset({EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOUND})
+#: Closed cookies are remembered this long: a dump that raced with a close can still
+#: show the socket, and late messages must not close it twice.
 CLOSED_MEMORY = 10.0
-#: The shortest time between two wake-ups: events are handled in batches at least this
-#: far apart (a latency no one watching can see).
-MIN_STEP = 0.01
 #: The timeouts above are checked this often: each check walks tables that hold tens of
-#: thousands of sockets under load, too many to walk on every wake-up.
+#: thousands of sockets under load, too many to walk on every call.
 SETTLE_EVERY = 0.2
 
 
-@dataclass
-class WatchStats:
-    """What the watcher saw and what it could not see."""
+class EngineConfig(NamedTuple):
+    """What the engine is fed and what it reports."""
 
-    events: Counter[str] = field(default_factory=Counter)
-    destroy_overruns: int = 0
-    lost_closes: int = 0  # closes whose destroy message never came (found by a dump)
-    closes_from_trace: int = 0  # closes whose destroy message never came (the tracepoint's)
-    trace_overruns: int = 0
-    foreign: int = 0  # tracepoint records left out: another namespace
-    sources: tuple[str, ...] = ()
-    #: Sources whose kernel side drops other ports' sockets (the filter's port spans).
-    port_filtered: tuple[str, ...] = ()
-
-    @property
-    def lost(self) -> int:
-        """Events known to be lost (0 when none)."""
-        return self.destroy_overruns + self.trace_overruns
+    interval: float = 1.0  # between dumps
+    netns: str = ""  # the watched namespace's name, for the endpoints
+    families: tuple[int, ...] = (4, 6)
+    destroy: frozenset[Proto] = frozenset()  # protocols whose destroy messages come
+    trace: bool = False  # tracepoint records come (tracefs)
+    bpf: bool = False  # eBPF records come (TCP)
+    processes: bool = False  # dumps carry owners: accepts wait for theirs
+    kinds: frozenset[EventKind] | None = None  # the kinds reported; None: every kind
+    ns_inode: int = 0  # the watched namespace's inode (the tracepoint's records)
 
 
-class Watcher:
-    """An iterator of ``Event``s, plus the live table of current sockets (``table``)."""
+class Engine:
+    """Events in the order their sources delivered them, each close once."""
 
-    def __init__(
-        self,
-        query: Query,
-        *,
-        interval: float = 1.0,
-        sources: Iterable[str] | None = None,
-        procfs: ProcFS | None = None,
-    ) -> None:
-        # Two dumps a poll: everything but listeners on the fast path (no attributes), and
-        # listeners alone with their memory counters (drops). TIME_WAIT remnants never
-        # make an event (see _filter_poll) and a busy server has tens of thousands of
-        # them, so they stay in the kernel.
-        self.query = Query(
-            protocols=query.protocols,
-            families=query.families,
-            kernel=KernelFilter(
-                ALL_STATES - {TcpState.TIME_WAIT, TcpState.LISTEN}, query.kernel.bytecode, query.kernel.ports
-            ),
-            processes=False,
-            tcp_info=query.tcp_info,
-            netns=query.netns,
-            source="netlink",
-        )
-        self.listen_query = Query(
-            protocols=query.protocols,
-            families=query.families,
-            kernel=KernelFilter(frozenset({TcpState.LISTEN}), query.kernel.bytecode, query.kernel.ports),
-            memory=True,
-            netns=query.netns,
-            source="netlink",
-        )
-        self.interval = interval
-        wanted = set(sources) if sources is not None else {"poll", "destroy", "trace"}
-        self.procfs = procfs or ProcFS()
-        self.owners = OwnerCache(self.procfs) if query.processes else None
+    def __init__(self, config: EngineConfig, tasks: Tasks | None = None) -> None:
+        self.cfg = config
         self.stats = WatchStats()
+        self.wall_offset = 0.0  # wall time = monotonic + this; the loop keeps it current
         self.table: dict[Key, Endpoint] = {}
         self.first_seen: dict[Key, float] = {}
-        self.closed: dict[Key, float] = {}
+        self.closed: dict[Key, float] = {}  # reported closed, oldest first
         self.vanished: dict[Key, tuple[Endpoint, float]] = {}
         self.destroyed: deque[tuple[Endpoint, float]] = deque()
         self.wiped: list[tuple[Endpoint, float]] = []
         self.awaiting_owner: list[Event] = []
         self.listeners: dict[tuple[int, int], Owner] = {}  # (family, port) -> owner
         self.peers = PeerIndex()
+        self.destroy_horizon = -1e18  # every destroy message sent before this was fed
+        self.trace_upto = -1e18  # every tracepoint record before this was fed
+        self.bpf_upto = -1e18  # every eBPF record before this was fed
+        self.wants_dump = False  # a source lost messages: a dump resynchronises
         self._next_settle = 0.0
-        self._last_step = 0.0
-        self.behind = False  # the last step left records unread
-        #: Dumps taken so far; ``table`` holds the latest one's sockets (listeners with
-        #: their drops, SYN_RECV children included).
-        self.polls = 0
-        self.destroy: DestroySubscriber | None = None
         self.trace: TraceMerger | None = None
-        self.warnings: list[str] = []
-        self._open(wanted)
-
-    # -- setup ---------------------------------------------------------------------
-
-    def _open(self, wanted: set[str]) -> None:
-        active = ["poll"]
-        if "destroy" in wanted:
-            with entered_netns(self.query.netns):
-                self.destroy = DestroySubscriber(
-                    self.query.protocols, self.query.families, self.query.netns or "", self.query.kernel.ports
-                )
-            self.destroy.start()
-            active.append("destroy")
-        if "trace" in wanted and Proto.TCP in self.query.protocols:
-            try:
-                with entered_netns(self.query.netns):
-                    ephemeral = ephemeral_port_range()
-                self.trace = TraceMerger(
-                    TraceSession(
-                        event_filter=filter_expression(
-                            self.query.kernel.ports, self.query.families, ephemeral
-                        )
-                    ),
-                    self.query,
-                    self,
-                )
-                active.append("trace")
-            except TraceUnavailableError as exc:
-                if "trace" in wanted and len(wanted) == 1:
-                    raise
-                self.warnings.append(
-                    f"tracepoint source off: {exc}; opens shorter than the "
-                    f"{self.interval:g}s poll are not seen"
-                )
-        self.stats.sources = tuple(active)
-        self.stats.port_filtered = tuple(
-            name
-            for name, took in (
-                ("destroy", self.destroy is not None and self.destroy.filtered),
-                (
-                    "trace",
-                    self.trace is not None
-                    and self.query.kernel.ports is not None
-                    and self.trace.session.event_filter is not None,
-                ),
+        if config.trace:
+            assert tasks is not None, "the tracepoint's records need a Tasks"
+            self.trace = TraceMerger(
+                families=config.families,
+                netns=config.netns,
+                ns_inode=config.ns_inode,
+                tasks=tasks,
+                listener_owner=self.listener_owner,
+                interval=config.interval,
+                awaits_destroy=Proto.TCP in config.destroy,
             )
-            if took
-        )
-        self._poll(emit=False)
+        self.bpf: BpfMerger | None = None
+        if config.bpf:
+            self.bpf = BpfMerger(netns=config.netns, seen=self._seen, listener_owner=self.listener_owner)
 
-    def close(self) -> None:
-        """Release every source; safe to call twice."""
-        if self.destroy is not None:
-            self.destroy.close()
-            self.destroy = None
-        if self.trace is not None:
-            self.stats.trace_overruns = self.trace.session.overruns()
-            self.trace.session.close()
-            self.trace = None
+    # -- inputs ----------------------------------------------------------------------
 
-    def __enter__(self) -> Watcher:
-        return self
+    def on_dump(self, endpoints: Sequence[Endpoint], now: float, *, first: bool = False) -> list[Event]:
+        """A poll's dump (owners attached when they are watched), read at ``now``.
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- the loop ------------------------------------------------------------------
-
-    def __iter__(self) -> Iterator[Event]:
-        return self.events()
-
-    def events(self, until: float | None = None, idle: Callable[[], None] | None = None) -> Iterator[Event]:
-        """Events as they happen, until the monotonic time ``until`` (forever with None).
-
-        ``idle`` is called before every wait, once the events so far are handed out (a
-        writer flushes there, a recorder commits).
+        The first dump describes what existed before the watch: it makes no event.
         """
-        next_poll = time.monotonic() + self.interval
-        while until is None or time.monotonic() < until:
-            if idle is not None:
-                idle()
-            wake = next_poll if until is None else min(next_poll, until)
-            yield from self.step(max(0.0, wake - time.monotonic()))
-            if time.monotonic() >= next_poll:
-                yield from self._count(self._poll())
-                next_poll += self.interval
-                if next_poll < time.monotonic():
-                    next_poll = time.monotonic() + self.interval
-
-    def step(self, timeout: float) -> list[Event]:
-        """Wait up to ``timeout`` for the event sources and handle what they delivered."""
-        fds = [
-            *(self.destroy.fds() if self.destroy is not None else []),
-            *(self.trace.fds() if self.trace is not None else []),
-        ]
-        if self.destroyed or self.wiped:
-            timeout = min(timeout, TRACE_LAG)
-        # Under load every source is ready all the time; waking for each message would
-        # handle (and write out) a handful of events per wake-up. The kernel buffers
-        # hold far more than one MIN_STEP's worth, so waiting costs nothing but latency.
-        if self.behind:
-            timeout = 0.0  # a backlog is waiting: no pause, no wait
-        else:
-            pause = min(self._last_step + MIN_STEP - time.monotonic(), timeout)
-            if pause > 0:
-                time.sleep(pause)
-                timeout -= pause
-        if fds:
-            select.select(fds, [], [], timeout)
-        else:
-            time.sleep(timeout)
-        self._last_step = time.monotonic()
+        wall = now + self.wall_offset
+        events, table = diff(self.table, endpoints, now, wall, self.first_seen)
+        self.table = table
+        self.listeners = {
+            (ep.family, ep.local_port): ep.owners[0]
+            for ep in table.values()
+            if ep.state is TcpState.LISTEN and ep.owners
+        }
+        if first:
+            for key in table:
+                self.first_seen.setdefault(key, now)
+            return []
         out: list[Event] = []
+        if self.trace is not None and self.trace.undecided:
+            out += self.trace.confirm_present({tuple_key(ep) for ep in table.values()})
+        out += self._with_owners(self._from_poll(events, now), now)
+        return self._report(out)
+
+    def on_destroyed(
+        self, messages: Sequence[tuple[Endpoint, float]], overruns: int, horizon: float, now: float
+    ) -> list[Event]:
+        """Destroy messages, each with when it was read; ``overruns`` lost to ENOBUFS;
+        every message sent before ``horizon`` has been read."""
+        out: list[Event] = []
+        if overruns:
+            self.stats.destroy_overruns += overruns
+            self.wants_dump = True  # what vanished meanwhile is found by the next dump
+            first = messages[0][0] if messages else _NOTHING
+            out.append(
+                Event(EventKind.LOST, first, now, now + self.wall_offset, Source.DESTROY, amount=overruns)
+            )
+        self.destroy_horizon = max(self.destroy_horizon, horizon)
+        self.destroyed.extend(messages)
+        out += self._drain(now)
+        return self._report(out)
+
+    def on_trace(self, records: Sequence[StateChange], upto: float, now: float) -> list[Event]:
+        """Tracepoint records, oldest first; every record before ``upto`` has been read."""
+        assert self.trace is not None
+        self.trace.wall_offset = self.wall_offset
+        out = self.trace.on_records(records)
+        self.trace_upto = max(self.trace_upto, upto)
+        out += self._drain(now)
+        return self._report(out)
+
+    def on_trace_overruns(self, total: int, now: float) -> list[Event]:
+        """The tracepoint's ring buffer has dropped ``total`` records so far."""
+        new = total - self.stats.trace_overruns
+        if new <= 0:
+            return []
+        self.stats.trace_overruns = total
+        return self._report(
+            [Event(EventKind.LOST, _NOTHING, now, now + self.wall_offset, Source.TRACE, amount=new)]
+        )
+
+    def on_bpf(self, records: Sequence[BpfRecord], now: float) -> list[Event]:
+        """eBPF records, in the ring buffer's order, all read at ``now``."""
+        assert self.bpf is not None
+        bpf = self.bpf
+        bpf.wall_offset = self.wall_offset
+        out = bpf.on_records(records)
+        self.bpf_upto = now
+        if bpf.closed_cookies:
+            closed, vanished = self.closed, self.vanished
+            for cookie in bpf.closed_cookies:
+                key = (Proto.TCP, cookie)
+                touch(closed, key, now)
+                vanished.pop(key, None)
+            bpf.closed_cookies.clear()
+        self.stats.opens_missed = bpf.stats.opens_missed
+        return self._report(out)
+
+    def on_bpf_losses(self, lost: int, recursion: int, map_full: int, now: float) -> list[Event]:
+        """The eBPF program's loss counters, as totals so far: increases are reported."""
+        s = self.stats
+        out = []
+        for name, total, what in (
+            ("bpf_lost", lost, "ring buffer full"),
+            ("bpf_recursion", recursion, "program runs skipped"),
+            ("bpf_map_full", map_full, "connection map full"),
+        ):
+            new = total - getattr(s, name)
+            if new > 0:
+                setattr(s, name, total)
+                ev = Event(EventKind.LOST, _NOTHING, now, now + self.wall_offset, Source.BPF, amount=new)
+                out.append(ev)
+                self.wants_dump = self.wants_dump or what != "connection map full"
+        return self._report(out)
+
+    def settle(self, now: float) -> list[Event]:
+        """Give up on closes that never came through their source (counted)."""
+        if now < self._next_settle:
+            return self._report(self._drain(now))
+        self._next_settle = now + SETTLE_EVERY
+        self.peers.expire(now)
+        out = self._drain(now)
+        for key, (ep, since) in list(self.vanished.items()):
+            if self._close_overdue(ep, since):
+                del self.vanished[key]
+                self.stats.lost_closes += 1
+                out.append(self._poll_close(ep, key, now))
+                touch(self.closed, key, now)
+        forget_before(self.closed, now - CLOSED_MEMORY, float)
         if self.trace is not None:
-            # Tracepoint records come in bursts of a hundred thousand; a step handles one
-            # slice, so its events go out (and the destroy messages come in) in step
-            # with the burst. What is left makes the next step start at once.
-            out.extend(self.trace.read(TRACE_SLICE))
-            if self.destroy is not None:
-                out.extend(self._read_destroy())
-            self.behind = self.trace.session.pending()
-        elif self.destroy is not None:
-            out.extend(self._read_destroy())
-        now = time.monotonic()
-        while self.destroyed and self._destroy_due(self.destroyed[0][1], now):
-            ep = self.destroyed.popleft()[0]
-            if is_wiped(ep) and ep.key not in self.table and self.trace is None:
-                self.wiped.append((ep, now))
+            out += self.trace.expire(now, self._horizon(now))
+            self.stats.foreign = self.trace.stats.foreign
+            self.stats.closes_from_trace = self.trace.stats.closes_from_trace
+        return self._report(out)
+
+    # -- the poll --------------------------------------------------------------------
+
+    def _from_poll(self, events: list[Event], now: float) -> list[Event]:
+        out = []
+        trace, bpf = self.trace, self.bpf is not None
+        for ev in events:
+            ep = ev.endpoint
+            key = ep.key
+            kind = ev.kind
+            if key in self.closed:
+                continue  # a remnant of a socket already reported closed
+            if ep.state is TcpState.TIME_WAIT and kind in (EventKind.OPENED, EventKind.CLOSED):
+                # Remnants of connections that already closed: cookies are made lazily,
+                # so one never dumped before its close gets a new one in TIME_WAIT.
                 continue
-            out.extend(self.on_destroyed(ep))
-        out.extend(self._rebuild_wiped(now))
-        out.extend(self._settle(now))
-        return self._count(out)
+            if kind in (EventKind.OPENED, EventKind.LISTEN, EventKind.BOUND):
+                self.first_seen.setdefault(key, ev.mono)
+            tcp = ep.proto is Proto.TCP
+            if kind in CLOSING_KINDS:
+                if (tcp and (bpf or trace is not None)) or ep.proto in self.cfg.destroy:
+                    self.vanished[key] = (ep, now)  # wait for its close from its source
+                    continue
+                out.append(ev._replace(lower_bound=ev.duration is not None))  # poll only
+                continue
+            if tcp and kind in TRACED_KINDS and (bpf or (trace is not None and trace.covers(tuple_key(ep)))):
+                continue  # reported exactly by the kernel-side source
+            out.append(ev)
+        return out
 
-    # -- sources -------------------------------------------------------------------
+    def _with_owners(self, events: list[Event], now: float) -> list[Event]:
+        """Hold ``accepted`` events until a dump shows their owner.
 
-    def _destroy_due(self, read_at: float, now: float) -> bool:
-        """Whether a destroy message read at ``read_at`` can be handled now.
-
-        With the tracepoint on, only once the tracepoint reader is past the moment it was
-        received (the pipe found empty after it, or a record from after it read): the
-        socket's last records, from another buffer, are then all in and are merged into
-        its closed event. A watcher that lags behind a burst lags on both sources alike
-        and keeps them in step; one that never catches up waits at most
-        ``MAX_TRACE_LAG``.
+        The owner scan is rate-limited; an accept is the moment a socket gains its
+        owner, so reporting it without one would miss the point.
         """
-        if self.trace is None:
-            return True
-        return self.trace.read_upto() > read_at or now - read_at >= MAX_TRACE_LAG
+        if not self.cfg.processes:
+            return events
+        out: list[Event] = []
+        waiting: list[Event] = []
+        for ev in [*self.awaiting_owner, *events]:
+            if ev.kind is not EventKind.ACCEPTED or ev.endpoint.owners:
+                out.append(ev)
+                continue
+            now_ep = self.table.get(ev.endpoint.key)
+            if now_ep is not None and now_ep.owners:
+                out.append(ev._replace(endpoint=ev.endpoint._replace(owners=now_ep.owners)))
+            elif now - ev.mono < OWNER_WAIT and now_ep is not None:
+                waiting.append(ev)
+            else:
+                out.append(ev)
+        self.awaiting_owner = waiting
+        return out
 
-    def destroy_horizon(self, now: float) -> float:
-        """Every destroy message for a socket closed before this time has been handled.
+    def owner_inodes(self) -> list[int]:
+        """Inodes whose owners the engine waits for (the loop's owner scan includes them)."""
+        return [ev.endpoint.inode for ev in self.awaiting_owner]
 
-        Tracepoint closes and vanished sockets wait for their destroy message until this
-        horizon is past them by a grace period: measured on the horizon, not the clock, a
-        watcher busy with a burst does not give up on messages it simply has not read yet.
-        """
-        if self.destroy is None:
+    def _poll_close(self, ep: Endpoint, key: Key, now: float) -> Event:
+        """A close seen only as a socket missing from a dump."""
+        opened = self.first_seen.pop(key, None)
+        kind = EventKind.UNLISTEN if ep.state is TcpState.LISTEN else EventKind.CLOSED
+        if ep.proto is Proto.UDP and not ep.has_peer:
+            kind = EventKind.UNBOUND
+        duration = None if opened is None else now - opened
+        return Event(
+            kind,
+            ep,
+            now,
+            now + self.wall_offset,
+            Source.POLL,
+            duration=duration,
+            lower_bound=duration is not None,
+        )
+
+    def _close_overdue(self, ep: Endpoint, since: float) -> bool:
+        if ep.proto is Proto.TCP and self.bpf is not None:
+            return self.bpf_upto - since >= BPF_GRACE
+        return self._horizon(since) - since >= DESTROY_GRACE
+
+    def _horizon(self, now: float) -> float:
+        """Every destroy message for a socket closed before this time has been handled."""
+        if not self.cfg.destroy:
             return now
-        horizon = self.destroy.horizon
+        horizon = self.destroy_horizon
         if self.destroyed:
             horizon = min(horizon, self.destroyed[0][1])
         return horizon
 
-    def _read_destroy(self) -> list[Event]:
-        assert self.destroy is not None
-        gone, overruns = self.destroy.read()
+    # -- destroy messages ------------------------------------------------------------
+
+    def _drain(self, now: float) -> list[Event]:
+        """Destroy messages that can be handled now, and reset sockets rebuilt since."""
         out: list[Event] = []
-        if overruns:
-            self.stats.destroy_overruns += overruns
-            now = time.monotonic()
-            out.append(
-                Event(
-                    EventKind.LOST,
-                    gone[0][0] if gone else _nothing(),
-                    now,
-                    _wall(now),
-                    Source.DESTROY,
-                    amount=overruns,
-                )
-            )
-            out.extend(self._poll())  # resynchronise: find what vanished
-        self.destroyed.extend(gone)
+        destroyed = self.destroyed
+        while destroyed and self._destroy_due(destroyed[0][1], now):
+            ep = destroyed.popleft()[0]
+            if is_wiped(ep) and self.trace is None and not self._known(ep.key):
+                self.wiped.append((ep, now))  # its peer may tell its 4-tuple
+                continue
+            out += self._on_destroyed(ep, now)
+        if self.wiped:
+            out += self._rebuild_wiped(now)
         return out
 
-    def on_destroyed(self, ep: Endpoint) -> list[Event]:
+    def _known(self, key: Key) -> bool:
+        return key in self.table or key in self.vanished or key in self.closed
+
+    def _destroy_due(self, read_at: float, now: float) -> bool:
+        """Whether a destroy message read at ``read_at`` can be handled now.
+
+        With the tracepoint on, only once its reader is past the moment the message was
+        read: the socket's last records, from another buffer, are then all in and merge
+        into its close. A watcher behind a burst lags on both sources alike and keeps
+        them in step; one that never catches up waits at most ``MAX_TRACE_LAG``.
+        """
+        if self.trace is None or not read_at:
+            return True
+        return self.trace_upto > read_at or now - read_at >= MAX_TRACE_LAG
+
+    def _on_destroyed(self, ep: Endpoint, now: float) -> list[Event]:
         """A socket of the watched namespace is gone (a destroy broadcast)."""
-        now = time.monotonic()
         key = ep.key
+        if key in self.closed:
+            return []  # already reported, by the poll's patience or another source
         prev = self.table.pop(key, None) or self.vanished.pop(key, (None, 0.0))[0]
         touch(self.closed, key, now)
         opened = self.first_seen.pop(key, None)
-        if prev is not None and not ep.remote_port and prev.remote_port:
+        if prev is not None and is_wiped(ep):
+            # A reset wiped its addresses; a dump knew them.
             ep = ep._replace(
                 local_address=prev.local_address,
                 remote_address=prev.remote_address,
                 remote_port=prev.remote_port,
-            )  # a reset wiped the addresses
-        process = None
-        last_state = prev.state if prev is not None else None
-        flushed: list[Event] = []
+            )
+        merged = None
         if self.trace is not None:
-            tkey = tuple_key(ep)
-            if prev is None and not ep.remote_port and ep.proto is Proto.TCP:
-                wiped = self.trace.reset_close(ep.local_port)
-                if wiped is not None:
-                    tkey = wiped
-                    ep = ep._replace(local_address=wiped[1], remote_address=wiped[3], remote_port=wiped[4])
+            ep, tkey = self._trace_tuple(ep, prev)
             if self.trace.already_closed(tkey):
                 return []  # reported from the tracepoint when this message was overdue
-            flushed, opened, last_state, process, exact = self.trace.closed(tkey, opened, last_state)
-            now = exact if exact is not None else now
-        if (prev is not None and prev.state is TcpState.LISTEN) or (last_state is TcpState.LISTEN):
-            kind = EventKind.UNLISTEN
-        elif ep.proto is Proto.UDP and not ep.has_peer:
-            kind = EventKind.UNBOUND
-        else:
-            kind = EventKind.CLOSED
+            merged = self._merge_trace(tkey, ep)
+        flushed: list[Event] = []
+        process = None
+        last_state = prev.state if prev is not None else None
+        exact_open = False
+        if merged is not None:
+            flushed, ep, t_open, trace_state, process, closed_at = merged
+            now = closed_at
+            last_state = trace_state or last_state
+            if t_open is not None:
+                opened, exact_open = t_open, True
+        kind = _closing_kind(ep, prev, last_state)
         owners = prev.owners if prev is not None else ep.owners
         if process is None and not owners and ep.proto is Proto.TCP:
             # Without the tracepoint a short connection is never seen alive; the server
@@ -366,18 +383,42 @@ class Watcher:
         shown = ep if state is ep.state and owners is ep.owners else ep._replace(state=state, owners=owners)
         if self.trace is None:  # (the tracepoint knows a reset socket's tuple itself)
             self.peers.remember(shown, now)
-        return [
-            *flushed,
-            Event(
-                kind,
-                shown,
-                now,
-                _wall(now),
-                Source.DESTROY,
-                duration=None if opened is None else max(0.0, now - opened),
-                process=process,
-            ),
-        ]
+        duration = None if opened is None else max(0.0, now - opened)
+        close = Event(
+            kind,
+            shown,
+            now,
+            now + self.wall_offset,
+            Source.DESTROY,
+            duration=duration,
+            process=process,
+            lower_bound=duration is not None and not exact_open,
+        )
+        return [*flushed, close]
+
+    def _trace_tuple(self, ep: Endpoint, prev: Endpoint | None) -> tuple[Endpoint, TKey]:
+        """The destroyed socket's 4-tuple, rebuilt from the tracepoint after a reset."""
+        assert self.trace is not None
+        if prev is None and not ep.remote_port and ep.proto is Proto.TCP:
+            wiped = self.trace.reset_close(ep.local_port)
+            if wiped is not None:
+                ep = ep._replace(local_address=wiped[1], remote_address=wiped[3], remote_port=wiped[4])
+                return ep, wiped
+        return ep, tuple_key(ep)
+
+    def _merge_trace(
+        self, tkey: TKey, ep: Endpoint
+    ) -> tuple[list[Event], Endpoint, float | None, TcpState | None, Owner | None, float] | None:
+        """What the tracepoint knows of a destroyed socket: the records it held, its open
+        time, last state, process and exact close time; None if it knows nothing."""
+        assert self.trace is not None
+        taken = self.trace.take_close(tkey)
+        if taken is None:
+            return None
+        held, closing = taken
+        if closing.ours is False:
+            return None  # another namespace's socket with the same 4-tuple closed too
+        return held, ep, closing.opened, closing.state, closing.process, closing.event.mono
 
     def _rebuild_wiped(self, now: float) -> list[Event]:
         """Reset sockets whose other end is known now (or that waited long enough)."""
@@ -386,144 +427,41 @@ class Watcher:
         for ep, since in self.wiped:
             fixed = self.peers.resolve(ep, self.table.values())
             if fixed is not None or now - since >= WIPED_WAIT:
-                out.extend(self.on_destroyed(fixed or ep))
+                out += self._on_destroyed(fixed or ep, now)
             else:
                 waiting.append((ep, since))
         self.wiped = waiting
         return out
 
-    def _poll(self, emit: bool = True) -> list[Event]:
-        snap = run_query(self.query, procfs=self.procfs)
-        self.polls += 1
-        eps: list[Endpoint] = [*snap.endpoints]
-        if Proto.TCP in self.query.protocols:
-            eps += run_query(self.listen_query, procfs=self.procfs).endpoints
-        if self.trace is not None:
-            self.stats.trace_overruns = self.trace.session.overruns()
-        if self.owners is not None:
-            self.owners.refresh_for(
-                [*(e.inode for e in eps), *(ev.endpoint.inode for ev in self.awaiting_owner)]
-            )
-            get = self.owners.get
-            eps = [e._replace(owners=get(e.inode)) if e.inode else e for e in eps]
-        now = snap.monotonic
-        events, table = diff(self.table, eps, now, snap.taken_at, self.first_seen)
-        self.table = table
-        self.listeners = {
-            (ep.family, ep.local_port): ep.owners[0]
-            for ep in eps
-            if ep.state is TcpState.LISTEN and ep.owners
-        }
-        # The tracepoint fires before a socket becomes visible to a dump, so reading it
-        # after the dump yields every record of every socket the dump showed.
-        traced = self.trace.read() if self.trace is not None else []
-        confirmed = [*traced, *self.trace.confirm_table(table)] if self.trace is not None else []
-        if not emit:
-            for key in table:
-                self.first_seen.setdefault(key, now)
-            return []
-        return [*confirmed, *self._with_owners(self._filter_poll(events, now), now)]
-
-    def _with_owners(self, events: list[Event], now: float) -> list[Event]:
-        """Hold ``accepted`` events until the owner scan has caught up with their inode.
-
-        The scan is rate-limited; an accept is the moment a socket gains its owner, so
-        reporting it without one would miss the point.
-        """
-        if self.owners is None:
-            return events
-        out: list[Event] = []
-        waiting: list[Event] = []
-        for ev in [*self.awaiting_owner, *events]:
-            if ev.kind is not EventKind.ACCEPTED or ev.endpoint.owners:
-                out.append(ev)
-                continue
-            held = self.owners.get(ev.endpoint.inode)
-            if held:
-                out.append(ev._replace(endpoint=ev.endpoint._replace(owners=held)))
-            elif now - ev.mono < OWNER_WAIT:
-                waiting.append(ev)
-            else:
-                out.append(ev)
-        self.awaiting_owner = waiting
-        return out
-
-    def _filter_poll(self, events: list[Event], now: float) -> list[Event]:
-        out = []
-        traced = self.trace
-        for ev in events:
-            key = ev.endpoint.key
-            if key in self.closed:
-                continue  # a TIME_WAIT remnant of a socket already reported closed
-            if ev.endpoint.state is TcpState.TIME_WAIT and ev.kind in (EventKind.OPENED, EventKind.CLOSED):
-                # Remnants of connections that already closed: cookies are made lazily,
-                # so one never dumped before its close gets a new one in TIME_WAIT.
-                continue
-            if ev.kind in (EventKind.OPENED, EventKind.LISTEN, EventKind.BOUND):
-                self.first_seen.setdefault(key, ev.mono)
-            if (
-                ev.kind in (EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOUND)
-                and self.destroy is not None
-            ):
-                self.vanished[key] = (ev.endpoint, now)  # wait for its destroy message
-                continue
-            if (
-                traced is not None
-                and ev.kind in TRACED_KINDS
-                and ev.endpoint.proto is Proto.TCP
-                and traced.covers(ev)
-            ):
-                continue  # the tracepoint reported this transition exactly
-            out.append(ev)
-        return out
-
-    def _settle(self, now: float) -> list[Event]:
-        """Sockets whose destroy message never came are closed now, and counted lost."""
-        if now < self._next_settle:
-            return []
-        self._next_settle = now + SETTLE_EVERY
-        self.peers.expire(now)
-        out = []
-        horizon = self.destroy_horizon(now)
-        for key, (ep, since) in list(self.vanished.items()):
-            if horizon - since >= DESTROY_GRACE:
-                del self.vanished[key]
-                self.stats.lost_closes += 1
-                opened = self.first_seen.pop(key, None)
-                out.append(
-                    Event(
-                        EventKind.CLOSED if ep.state is not TcpState.LISTEN else EventKind.UNLISTEN,
-                        ep,
-                        now,
-                        _wall(now),
-                        Source.POLL,
-                        duration=None if opened is None else now - opened,
-                    )
-                )
-                touch(self.closed, key, now)
-        forget_before(self.closed, now - CLOSED_MEMORY, float)
-        if self.trace is not None:
-            out.extend(self.trace.expire(now, horizon))
-        return out
-
-    def _count(self, events: list[Event]) -> list[Event]:
-        for ev in events:
-            self.stats.events[ev.kind.value] += 1
-        return events
+    # -- shared ----------------------------------------------------------------------
 
     def listener_owner(self, port: int, family: int) -> Owner | None:
         """The process holding the listener on ``port``: who accepted connections there."""
         return self.listeners.get((family, port))
 
+    def _seen(self, cookie: int) -> tuple[Endpoint | None, float | None]:
+        """A socket a dump showed, by cookie, and when a dump first showed it."""
+        key = (Proto.TCP, cookie)
+        ep = self.table.pop(key, None) or self.vanished.pop(key, (None, 0.0))[0]
+        return ep, self.first_seen.pop(key, None)
 
-def tuple_key(ep: Endpoint) -> TKey:
-    """The 4-tuple identity the tracepoint can match (``0.0.0.0``/0 for no peer)."""
-    return (ep.proto.value, ep.local_address, ep.local_port, ep.remote_address, ep.remote_port or 0)
+    def _report(self, events: list[Event]) -> list[Event]:
+        """The events of the kinds asked for, counted."""
+        kinds = self.cfg.kinds
+        if kinds is not None:
+            events = [ev for ev in events if ev.kind in kinds or ev.kind is EventKind.LOST]
+        counter = self.stats.events
+        for ev in events:
+            counter[ev.kind.value] += 1
+        return events
 
 
-def _wall(mono: float) -> float:
-    return time.time() - (time.monotonic() - mono)
+def _closing_kind(ep: Endpoint, prev: Endpoint | None, last_state: TcpState | None) -> EventKind:
+    if (prev is not None and prev.state is TcpState.LISTEN) or last_state is TcpState.LISTEN:
+        return EventKind.UNLISTEN
+    if ep.proto is Proto.UDP and not ep.has_peer:
+        return EventKind.UNBOUND
+    return EventKind.CLOSED
 
 
-def _nothing() -> Endpoint:
-    return Endpoint(Proto.TCP, 0, TcpState.CLOSE, None, 0, None, None, 0, 0, None, 0, None)
+_NOTHING = Endpoint(Proto.TCP, 0, TcpState.CLOSE, None, 0, None, None, 0, 0, None, 0, None)

@@ -43,6 +43,7 @@ WANTED = (
     "common_type",
     "common_flags",
     "common_pid",
+    "skaddr",
     "oldstate",
     "newstate",
     "sport",
@@ -123,6 +124,10 @@ class StateChange(NamedTuple):
     old_state: TcpState
     new_state: TcpState
     in_irq: bool  # the header's task only happened to be running: not the socket's owner
+    #: The kernel's address of the socket: one socket's records share it, whatever its
+    #: ports do (connect() picks the local port after its first transition). Reused only
+    #: once the socket is freed, and a new socket always starts with a birth transition.
+    skaddr: int = 0
 
 
 class Layout(NamedTuple):
@@ -217,9 +222,22 @@ def _decode(page: bytes, ts: int, end: int, layout: Layout, commit: int) -> Page
     for last, data, size in _walk(page, ts, end):
         if size < need:
             continue  # another event of the instance
-        (etype, flags, pid, old, new, sport, dport, family, protocol, saddr, daddr, saddr6, daddr6) = (
-            unpack_record(page, data)
-        )
+        (
+            etype,
+            flags,
+            pid,
+            skaddr,
+            old,
+            new,
+            sport,
+            dport,
+            family,
+            protocol,
+            saddr,
+            daddr,
+            saddr6,
+            daddr6,
+        ) = unpack_record(page, data)
         old_state, new_state = states.get(old), states.get(new)
         if etype != event_id or old_state is None or new_state is None:
             continue  # not ours, or a state this version does not know
@@ -242,6 +260,7 @@ def _decode(page: bytes, ts: int, end: int, layout: Layout, commit: int) -> Page
                 old_state,
                 new_state,
                 bool(flags & IRQ_FLAGS),
+                skaddr,
             )
         )
     return PageResult(out, last, bool(commit & MISSED_EVENTS))

@@ -1,0 +1,186 @@
+"""Records of sockscope's eBPF program into events: pure, one record per fact.
+
+The program keeps each connection in a kernel map and writes a record only when
+something is to be reported: a close (always, with both times, the owner and the final
+counters), a listen, and, when asked, the moment a connection is established (``OPEN``,
+carrying its birth time) and every other transition (``STATE``). Its records are of the
+watched namespace only and already filtered by port, so this is a straight translation,
+plus what only user space knows: the owners and first sighting of sockets that existed
+before the program was attached (its dumps saw them; the cookie links the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from sockscope.model.endpoint import Endpoint, IPAddress, Owner, TcpInfo
+from sockscope.model.event import Event, EventKind, Source
+from sockscope.model.states import Proto, TcpState
+
+_new = tuple.__new__
+_TCP, _BPF = Proto.TCP, Source.BPF
+_OPENED, _CLOSED, _STATE, _LISTEN, _UNLISTEN = (
+    EventKind.OPENED,
+    EventKind.CLOSED,
+    EventKind.STATE,
+    EventKind.LISTEN,
+    EventKind.UNLISTEN,
+)
+_STATES = {int(s): s for s in TcpState}
+_LISTEN_STATE = TcpState.LISTEN
+
+# Record kinds and flags, as the program writes them (sockscope.wire.ebpf.records).
+KIND_CLOSE, KIND_OPEN, KIND_STATE, KIND_LISTEN = 1, 2, 3, 4
+FLAG_PID = 1  # the owner was taken in the socket's own process
+FLAG_LISTENER = 2  # the owner is its listener's (an accepted connection, not acted on yet)
+FLAG_NO_ENTRY = 4  # a close the program had no entry for: born before it was attached
+FLAG_MIDLIFE = 8  # first seen after its birth: the start time is only a lower bound
+_UNSURE_START = FLAG_NO_ENTRY | FLAG_MIDLIFE
+
+
+class BpfRecord(Protocol):
+    """A decoded record (``sockscope.wire.ebpf.records``): the fields read here."""
+
+    kind: int
+    start_ns: int
+    ts_ns: int
+    cookie: int
+    pid: int
+    flags: int
+    comm: str
+    family: int
+    oldstate: int
+    newstate: int
+    local_address: IPAddress
+    local_port: int
+    remote_address: IPAddress
+    remote_port: int
+    bytes_sent: int
+    bytes_acked: int
+    bytes_received: int
+    srtt_us: int
+    total_retrans: int
+
+
+#: A socket a dump has shown, by cookie: (its endpoint, when a dump first showed it).
+Seen = Callable[[int], "tuple[Endpoint | None, float | None]"]
+
+
+class BpfStats:
+    """What the records could not say."""
+
+    __slots__ = ("opens_missed", "preexisting")
+
+    def __init__(self) -> None:
+        self.preexisting = 0  # closes of sockets born before the program: named from a dump
+        self.opens_missed = 0  # closes without an entry that no dump explains
+
+
+class BpfMerger:
+    """Turns the program's records into ``Event``s."""
+
+    def __init__(self, *, netns: str, seen: Seen, listener_owner: Callable[[int, int], Owner | None]) -> None:
+        self.netns = netns
+        self.seen = seen
+        self.listener_owner = listener_owner
+        self.wall_offset = 0.0
+        self.stats = BpfStats()
+        self._owners: dict[tuple[int, str], Owner] = {}
+        #: Cookies of sockets the records closed (so a dump's view of them is not reported).
+        self.closed_cookies: list[int] = []
+
+    def on_records(self, records: Iterable[BpfRecord]) -> list[Event]:
+        """The events of ``records``, in their order."""
+        out: list[Event] = []
+        append = out.append
+        for rec in records:
+            kind = rec.kind
+            if kind == KIND_CLOSE:
+                append(self._close(rec))
+            elif kind == KIND_OPEN:
+                append(self._event(rec, _OPENED, _STATES[rec.newstate], (rec.start_ns or rec.ts_ns) / 1e9))
+            elif kind == KIND_STATE:
+                ev = self._event(rec, _STATE, _STATES[rec.newstate], rec.ts_ns / 1e9)
+                append(ev._replace(old_state=_STATES[rec.oldstate]))
+            elif kind == KIND_LISTEN:
+                append(self._event(rec, _LISTEN, _LISTEN_STATE, rec.ts_ns / 1e9))
+        return out
+
+    def _owner(self, rec: BpfRecord) -> Owner | None:
+        if not rec.flags & (FLAG_PID | FLAG_LISTENER):
+            return None
+        key = (rec.pid, rec.comm)
+        owner = self._owners.get(key)
+        if owner is None:
+            if len(self._owners) > 65536:
+                self._owners.clear()
+            owner = self._owners[key] = Owner(rec.pid, rec.comm, -1)
+        return owner
+
+    def _event(
+        self,
+        rec: BpfRecord,
+        kind: EventKind,
+        state: TcpState,
+        mono: float,
+        owners: tuple[Owner, ...] | None = None,
+        info: TcpInfo | None = None,
+        duration: float | None = None,
+        lower_bound: bool = False,
+    ) -> Event:
+        proc = self._owner(rec)
+        if owners is None:
+            owners = (proc,) if proc is not None else ()
+        elif proc is None and owners:
+            proc = owners[0]
+        listening = state is _LISTEN_STATE
+        raddr = None if listening else rec.remote_address
+        # Built with tuple.__new__, field by field (see Endpoint and Event): this runs for
+        # every record, and the keyword form costs twice as much.
+        ep = _new(
+            Endpoint,
+            (
+                _TCP, rec.family, state, rec.local_address, rec.local_port, raddr,
+                None if listening else rec.remote_port, 0, 0, None, 0, rec.cookie or None, 0, None, info,
+                None, None, owners, self.netns, None, None, None,
+            ),
+        )  # fmt: skip
+        return _new(
+            Event, (kind, ep, mono, mono + self.wall_offset, _BPF, None, duration, None, proc, lower_bound)
+        )
+
+    def _close(self, rec: BpfRecord) -> Event:
+        old = _STATES[rec.oldstate]
+        kind = _UNLISTEN if old is _LISTEN_STATE else _CLOSED
+        end = rec.ts_ns / 1e9
+        info = _new(
+            TcpInfo,
+            (
+                rec.srtt_us, 0, 0, 0, 0, 0, rec.total_retrans, 0, 0, rec.bytes_sent, rec.bytes_acked,
+                rec.bytes_received, 0, 0, 0, 0, 0, 0, 0, 0,
+            ),
+        )  # fmt: skip
+        owners = None
+        duration: float | None = (end - rec.start_ns / 1e9) if rec.start_ns else None
+        lower = False
+        if rec.cookie:
+            self.closed_cookies.append(rec.cookie)
+        if rec.flags & _UNSURE_START:
+            seen, first = self.seen(rec.cookie) if rec.cookie else (None, None)
+            if seen is not None:
+                self.stats.preexisting += 1
+                owners = seen.owners or None
+            elif rec.flags & FLAG_NO_ENTRY:
+                self.stats.opens_missed += 1
+            if first is not None and (duration is None or end - first > duration):
+                duration = end - first
+            lower = duration is not None
+        ev = self._event(rec, kind, old, end, owners, info, duration, lower)
+        if ev.process is None and rec.local_port and kind is _CLOSED:
+            # A connection accepted before the program knew its listener: the listener's
+            # owner accepted it.
+            proc = self.listener_owner(rec.local_port, rec.family)
+            if proc is not None:
+                ev = ev._replace(process=proc)
+        return ev

@@ -1,0 +1,377 @@
+"""The watch loop: opens the sources, waits, reads, and feeds the engine.
+
+Everything that touches the kernel or the clock is here; what the readings mean is the
+engine's (``watch.engine``). Sources, chosen automatically unless named:
+
+- ``bpf`` (root, TCP): sockscope's eBPF program on ``sock:inet_sock_set_state`` keeps
+  each connection in the kernel and writes one record when it closes (and, when asked,
+  when it opens and at each transition);
+- ``trace`` (root, when ``bpf`` cannot load): the same tracepoint through tracefs,
+  every transition as a record;
+- ``destroy``: the kernel's destroy broadcasts (every close, no root needed); with
+  ``bpf``, for UDP only: the program already reports every TCP close;
+- ``poll``: a sock_diag dump every ``interval``: accepts, drops, UDP, and whatever the
+  others missed.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from sockscope.model.diff import Key
+from sockscope.model.endpoint import Endpoint
+from sockscope.model.event import Event, EventKind
+from sockscope.model.states import ALL_STATES, Proto, TcpState
+from sockscope.query.dump import run_query
+from sockscope.query.spec import KernelFilter, Query
+from sockscope.sources.destroy import DestroySubscriber
+from sockscope.sources.netns import entered_netns, resolve_netns
+from sockscope.sources.procfs import ProcFS, ephemeral_port_range
+from sockscope.watch.bpf_events import BpfRecord
+from sockscope.watch.engine import Engine, EngineConfig
+from sockscope.watch.owners import OwnerCache
+from sockscope.watch.stats import WatchStats
+from sockscope.watch.traced import Tasks
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sockscope.sources.bpf import BpfSource
+    from sockscope.sources.tracefs import TraceSession
+
+SOURCES = ("bpf", "trace", "destroy", "poll")
+#: eBPF records are written without waking the reader (a wake-up per record would cost
+#: more than the record); it reads them this often, or when the kernel says the ring
+#: is filling.
+BPF_READ_EVERY = 0.02
+#: The shortest time between two wake-ups: events are handled in batches at least this
+#: far apart (a latency no one watching can see).
+MIN_STEP = 0.01
+#: With destroy messages waiting for the tracepoint reader, wait no longer than this.
+TRACE_LAG = 0.1
+#: Tracepoint pages (about 50 records each) handled between two reads of the destroy
+#: messages.
+TRACE_SLICE = 40
+
+
+class WatchSourceError(Exception):
+    """A source that was asked for by name cannot run here (one line saying why)."""
+
+
+class Watcher:
+    """An iterator of ``Event``s, plus the live table of current sockets (``table``)."""
+
+    def __init__(
+        self,
+        query: Query,
+        *,
+        interval: float = 1.0,
+        sources: Iterable[str] | None = None,
+        procfs: ProcFS | None = None,
+        kinds: frozenset[EventKind] | None = None,
+    ) -> None:
+        # Two dumps a poll: everything but listeners on the fast path (no attributes), and
+        # listeners alone with their memory counters (drops). TIME_WAIT remnants never
+        # make an event and a busy server has tens of thousands of them: left in the kernel.
+        kernel = query.kernel
+        self.query = Query(
+            protocols=query.protocols,
+            families=query.families,
+            kernel=KernelFilter(
+                ALL_STATES - {TcpState.TIME_WAIT, TcpState.LISTEN}, kernel.bytecode, kernel.ports
+            ),
+            processes=False,
+            tcp_info=query.tcp_info,
+            netns=query.netns,
+            source="netlink",
+        )
+        self.listen_query = Query(
+            protocols=query.protocols,
+            families=query.families,
+            kernel=KernelFilter(frozenset({TcpState.LISTEN}), kernel.bytecode, kernel.ports),
+            memory=True,
+            netns=query.netns,
+            source="netlink",
+        )
+        self.interval = interval
+        self.kinds = kinds
+        self.procfs = procfs or ProcFS()
+        self.owners = OwnerCache(self.procfs) if query.processes else None
+        self.warnings: list[str] = []
+        self.destroy: DestroySubscriber | None = None
+        self.trace: TraceSession | None = None
+        self.bpf: BpfSource | None = None
+        self.polls = 0
+        self.behind = False  # the last step left records unread
+        self._last_step = 0.0
+        self._bpf_records: list[BpfRecord] = []
+        stats = WatchStats()
+        try:
+            ns_inode = self._open(set(sources) if sources is not None else None, stats)
+            self.engine = Engine(self._config(query, ns_inode), self._tasks())
+            self.engine.stats = stats
+            self._poll(first=True)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- setup ---------------------------------------------------------------------
+
+    def _open(self, asked: set[str] | None, stats: WatchStats) -> int:
+        """Open the sources (``asked``, or the best this host allows); the namespace inode."""
+        q = self.query
+        tcp = Proto.TCP in q.protocols
+        ns_inode = os.stat(resolve_netns(q.netns) if q.netns else "/proc/self/ns/net").st_ino
+        wanted = asked if asked is not None else {"bpf", "trace", "destroy", "poll"}
+        active = ["poll"]
+        if "bpf" in wanted and tcp:
+            reason = self._open_bpf(ns_inode)
+            if reason is None:
+                active.append("bpf")
+            elif asked is not None:
+                raise WatchSourceError(f"the bpf source cannot run: {reason}")
+            else:
+                stats.refused["bpf"] = reason
+        if "trace" in wanted and tcp and self.bpf is None:
+            reason = self._open_trace()
+            if reason is None:
+                active.append("trace")
+            elif asked is not None and "trace" in asked:
+                raise WatchSourceError(f"the trace source cannot run: {reason}")
+            else:
+                stats.refused["trace"] = reason
+        if "destroy" in wanted:
+            protocols = tuple(p for p in q.protocols if p is not Proto.TCP or self.bpf is None)
+            if protocols:
+                with entered_netns(q.netns):
+                    self.destroy = DestroySubscriber(protocols, q.families, q.netns or "", q.kernel.ports)
+                self.destroy.start()
+                active.append("destroy")
+        if "trace" not in active and "bpf" not in active and tcp and asked is None:
+            self.warnings.append(
+                f"opens shorter than the {self.interval:g}s poll are not seen: "
+                + "; ".join(f"{name}: {why}" for name, why in stats.refused.items())
+            )
+        stats.sources = tuple(active)
+        stats.port_filtered = tuple(
+            name
+            for name, took in (
+                ("bpf", self.bpf is not None and self.bpf.port_filtered),
+                ("destroy", self.destroy is not None and self.destroy.filtered),
+                (
+                    "trace",
+                    self.trace is not None
+                    and q.kernel.ports is not None
+                    and self.trace.event_filter is not None,
+                ),
+            )
+            if took
+        )
+        return ns_inode
+
+    def _open_bpf(self, ns_inode: int) -> str | None:
+        try:
+            from sockscope.sources.bpf import BpfSource, BpfUnavailableError  # noqa: PLC0415
+        except ImportError as exc:  # pragma: no cover - the module ships with sockscope
+            return f"not available ({exc})"
+        kinds = self.kinds
+        try:
+            self.bpf = BpfSource(
+                netns_inode=ns_inode,
+                families=self.query.families,
+                ports=self.query.kernel.ports,
+                want_open=kinds is None or EventKind.OPENED in kinds,
+                want_state=kinds is None or EventKind.STATE in kinds,
+            )
+        except BpfUnavailableError as exc:
+            return str(exc)
+        return None
+
+    def _open_trace(self) -> str | None:
+        from sockscope.sources.tracefs import TraceSession, TraceUnavailableError  # noqa: PLC0415
+        from sockscope.wire.ftrace import filter_expression  # noqa: PLC0415
+
+        q = self.query
+        try:
+            with entered_netns(q.netns):
+                ephemeral = ephemeral_port_range()
+            self.trace = TraceSession(event_filter=filter_expression(q.kernel.ports, q.families, ephemeral))
+        except TraceUnavailableError as exc:
+            return str(exc)
+        return None
+
+    def _config(self, query: Query, ns_inode: int) -> EngineConfig:
+        destroyed = frozenset(self.destroy_protocols())
+        return EngineConfig(
+            interval=self.interval,
+            netns=query.netns or "",
+            families=query.families,
+            destroy=destroyed,
+            trace=self.trace is not None,
+            bpf=self.bpf is not None,
+            processes=self.owners is not None,
+            kinds=self.kinds,
+            ns_inode=ns_inode,
+        )
+
+    def destroy_protocols(self) -> tuple[Proto, ...]:
+        """The protocols whose closes come as destroy messages."""
+        if self.destroy is None:
+            return ()
+        return tuple(p for p in self.query.protocols if p is not Proto.TCP or self.bpf is None)
+
+    def _tasks(self) -> Tasks | None:
+        if self.trace is None:
+            return None
+        from sockscope.sources.tasks import ProcTasks  # noqa: PLC0415
+
+        return ProcTasks()
+
+    @property
+    def stats(self) -> WatchStats:
+        """What was seen and what was lost."""
+        return self.engine.stats
+
+    @property
+    def table(self) -> dict[Key, Endpoint]:
+        """The latest dump's sockets by identity (listeners with drops, SYN_RECV children)."""
+        return self.engine.table
+
+    def close(self) -> None:
+        """Release every source (programs detached, tracefs instance removed); safe twice."""
+        if self.destroy is not None:
+            self.destroy.close()
+            self.destroy = None
+        if self.trace is not None:
+            if hasattr(self, "engine"):
+                self.engine.stats.trace_overruns = self.trace.overruns()
+            self.trace.close()
+            self.trace = None
+        if self.bpf is not None:
+            self.bpf.close()
+            self.bpf = None
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the loop ------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Event]:
+        return self.events()
+
+    def events(self, until: float | None = None, idle: Callable[[], None] | None = None) -> Iterator[Event]:
+        """Events as they happen, until the monotonic time ``until`` (forever with None).
+
+        ``idle`` is called before every wait, once the events so far are handed out (a
+        writer flushes there, a recorder commits).
+        """
+        next_poll = time.monotonic() + self.interval
+        while until is None or time.monotonic() < until:
+            if idle is not None:
+                idle()
+            wake = next_poll if until is None else min(next_poll, until)
+            yield from self.step(max(0.0, wake - time.monotonic()))
+            now = time.monotonic()
+            if now >= next_poll or self.engine.wants_dump:
+                self.engine.wants_dump = False
+                yield from self._poll()
+                next_poll = max(next_poll + self.interval, time.monotonic())
+
+    def step(self, timeout: float) -> list[Event]:
+        """Wait up to ``timeout`` for the event sources and handle what they delivered."""
+        engine = self.engine
+        fds = [*(self.destroy.fds() if self.destroy is not None else [])]
+        if self.trace is not None:
+            fds += self.trace.fds
+            if engine.destroyed or engine.wiped:
+                timeout = min(timeout, TRACE_LAG)
+        if self.bpf is not None:
+            fds.append(self.bpf.fileno())
+            timeout = min(timeout, BPF_READ_EVERY)
+        # Under load every source is ready all the time; waking for each message would
+        # handle (and write out) a handful of events per wake-up. The kernel buffers hold
+        # far more than one MIN_STEP's worth, so waiting costs nothing but latency.
+        if self.behind:
+            timeout = 0.0  # a backlog is waiting: no pause, no wait
+        else:
+            pause = min(self._last_step + MIN_STEP - time.monotonic(), timeout)
+            if pause > 0:
+                time.sleep(pause)
+                timeout -= pause
+        if fds:
+            select.select(fds, [], [], timeout)
+        else:
+            time.sleep(timeout)
+        self._last_step = now = time.monotonic()
+        engine.wall_offset = time.time() - now
+        out: list[Event] = []
+        if self.bpf is not None:
+            out += self._read_bpf(now)
+        if self.trace is not None:
+            # Tracepoint records come in bursts of a hundred thousand; a step handles one
+            # slice, so its events go out (and the destroy messages come in) in step with
+            # the burst. What is left makes the next step start at once.
+            out += engine.on_trace(self.trace.read(TRACE_SLICE), self.trace.upto, now)
+            self.behind = self.trace.pending()
+        if self.destroy is not None:
+            gone, overruns = self.destroy.read()
+            out += engine.on_destroyed(gone, overruns, self.destroy.horizon, time.monotonic())
+        out += engine.settle(time.monotonic())
+        return out
+
+    def _read_bpf(self, now: float) -> list[Event]:
+        bpf = self.bpf
+        assert bpf is not None
+        records = self._bpf_records
+        records.clear()
+        bpf.read(records)
+        out = self.engine.on_bpf(records, now) if records else []
+        self.engine.bpf_upto = now
+        return out
+
+    def _bpf_losses(self, now: float) -> list[Event]:
+        assert self.bpf is not None
+        c = self.bpf.counters()
+        return self.engine.on_bpf_losses(c.reserve_failed, c.recursion_misses, c.map_full, now)
+
+    def _poll(self, first: bool = False) -> list[Event]:
+        snap = run_query(self.query, procfs=self.procfs)
+        eps: list[Endpoint] = [*snap.endpoints]
+        if Proto.TCP in self.query.protocols:
+            eps += run_query(self.listen_query, procfs=self.procfs).endpoints
+        self.polls += 1
+        if self.owners is not None:
+            self.owners.refresh_for([*(e.inode for e in eps), *self.engine.owner_inodes()])
+            get = self.owners.get
+            eps = [e._replace(owners=get(e.inode)) if e.inode else e for e in eps]
+        now = snap.monotonic
+        engine = self.engine
+        out: list[Event] = []
+        # Records are written before a socket leaves (or after it enters) the tables a
+        # dump walks: read after the dump, they cover every socket it showed.
+        if self.bpf is not None:
+            out += self._read_bpf(time.monotonic())
+            out += self._bpf_losses(now)
+        if self.trace is not None:
+            out += engine.on_trace(self.trace.read(), self.trace.upto, time.monotonic())
+            out += engine.on_trace_overruns(self.trace.overruns(), now)
+        out += engine.on_dump(eps, now, first=first)
+        if first and self.bpf is not None:
+            self._seed_listeners(eps)
+        return out
+
+    def _seed_listeners(self, eps: list[Endpoint]) -> None:
+        """Tell the program who holds the listeners that existed before it: it names the
+        connections they accept after those owners."""
+        assert self.bpf is not None
+        for ep in eps:
+            if ep.state is TcpState.LISTEN and ep.owners:
+                owner = ep.owners[0]
+                self.bpf.seed_listener(
+                    self.engine.cfg.ns_inode, ep.family, ep.local_port, owner.pid, owner.name
+                )
