@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from sockscope.model.diff import Key, diff
 from sockscope.model.endpoint import Endpoint, Owner, TKey, tuple_key
@@ -35,7 +35,7 @@ from sockscope.wire.ftrace import StateChange
 
 #: A socket that vanished from a dump waits this long for its destroy message (the kernel
 #: sends those from a workqueue, so they can trail the dump).
-DESTROY_GRACE = 1.0
+DESTROY_GRACE = 0.5
 #: ... and this long (of eBPF records read after it vanished) for its eBPF close record,
 #: which the kernel writes before the socket leaves the tables a dump walks.
 BPF_GRACE = 0.25
@@ -51,9 +51,21 @@ CLOSING_KINDS = frozenset({EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOU
 #: Closed cookies are remembered this long: a dump that raced with a close can still
 #: show the socket, and late messages must not close it twice.
 CLOSED_MEMORY = 10.0
+#: States a connection leaves for CLOSE only when aborted (reset, ``ss -K``, SO_LINGER 0).
+ABORTABLE = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECV})
+#: How many closed-but-held sockets are remembered until their destroy message.
+HELD_CLOSED_MAX = 65536
 #: The timeouts above are checked this often: each check walks tables that hold tens of
 #: thousands of sockets under load, too many to walk on every call.
 SETTLE_EVERY = 0.2
+
+
+class Tape(Protocol):
+    """Where an engine writes its calls (``watch.tape.TapeRecorder``)."""
+
+    def config(self, cfg: EngineConfig) -> None: ...
+    def call(self, op: str, now: float, wall_offset: float, **args: object) -> None: ...
+    def tasks(self, inner: Tasks) -> Tasks: ...
 
 
 class EngineConfig(NamedTuple):
@@ -73,13 +85,23 @@ class EngineConfig(NamedTuple):
 class Engine:
     """Events in the order their sources delivered them, each close once."""
 
-    def __init__(self, config: EngineConfig, tasks: Tasks | None = None) -> None:
+    def __init__(self, config: EngineConfig, tasks: Tasks | None = None, tape: Tape | None = None) -> None:
         self.cfg = config
+        #: Every call is written here first, when set (see ``watch.tape``).
+        self.tape = tape
+        if tape is not None:
+            tape.config(config)
+            if tasks is not None:
+                tasks = tape.tasks(tasks)
         self.stats = WatchStats()
         self.wall_offset = 0.0  # wall time = monotonic + this; the loop keeps it current
         self.table: dict[Key, Endpoint] = {}
         self.first_seen: dict[Key, float] = {}
         self.closed: dict[Key, float] = {}  # reported closed, oldest first
+        #: Sockets reported closed that a process still held: their destroy message comes
+        #: when it closes them, however late (bounded: such aborts are rare).
+        self.held_closed: dict[Key, float] = {}
+        self._by_tuple: dict[TKey, Endpoint] = {}  # the last dump's sockets, for the tracepoint
         self.vanished: dict[Key, tuple[Endpoint, float]] = {}
         self.destroyed: deque[tuple[Endpoint, float]] = deque()
         self.wiped: list[tuple[Endpoint, float]] = []
@@ -102,6 +124,7 @@ class Engine:
                 listener_owner=self.listener_owner,
                 interval=config.interval,
                 awaits_destroy=Proto.TCP in config.destroy,
+                held_open=self._aborted_while_held,
             )
         self.bpf: BpfMerger | None = None
         if config.bpf:
@@ -114,6 +137,8 @@ class Engine:
 
         The first dump describes what existed before the watch: it makes no event.
         """
+        if self.tape is not None:
+            self.tape.call("dump", now, self.wall_offset, endpoints=endpoints, first=first)
         wall = now + self.wall_offset
         events, table = diff(self.table, endpoints, now, wall, self.first_seen)
         self.table = table
@@ -127,8 +152,12 @@ class Engine:
                 self.first_seen.setdefault(key, now)
             return []
         out: list[Event] = []
+        if self.trace is not None:
+            self._by_tuple = {tuple_key(ep): ep for ep in table.values()}
         if self.trace is not None and self.trace.undecided:
-            out += self.trace.confirm_present({tuple_key(ep) for ep in table.values()})
+            first_seen = self.first_seen
+            present = {tuple_key(ep): first_seen.get(key, now) for key, ep in table.items()}
+            out += self.trace.confirm_present(present, now)
         out += self._with_owners(self._from_poll(events, now), now)
         return self._report(out)
 
@@ -137,6 +166,10 @@ class Engine:
     ) -> list[Event]:
         """Destroy messages, each with when it was read; ``overruns`` lost to ENOBUFS;
         every message sent before ``horizon`` has been read."""
+        if self.tape is not None:
+            self.tape.call(
+                "destroyed", now, self.wall_offset, messages=messages, overruns=overruns, horizon=horizon
+            )
         out: list[Event] = []
         if overruns:
             self.stats.destroy_overruns += overruns
@@ -152,6 +185,8 @@ class Engine:
 
     def on_trace(self, records: Sequence[StateChange], upto: float, now: float) -> list[Event]:
         """Tracepoint records, oldest first; every record before ``upto`` has been read."""
+        if self.tape is not None:
+            self.tape.call("trace", now, self.wall_offset, records=records, upto=upto)
         assert self.trace is not None
         self.trace.wall_offset = self.wall_offset
         out = self.trace.on_records(records)
@@ -161,6 +196,8 @@ class Engine:
 
     def on_trace_overruns(self, total: int, now: float) -> list[Event]:
         """The tracepoint's ring buffer has dropped ``total`` records so far."""
+        if self.tape is not None:
+            self.tape.call("trace_overruns", now, self.wall_offset, total=total)
         new = total - self.stats.trace_overruns
         if new <= 0:
             return []
@@ -205,6 +242,8 @@ class Engine:
 
     def settle(self, now: float) -> list[Event]:
         """Give up on closes that never came through their source (counted)."""
+        if self.tape is not None:
+            self.tape.call("settle", now, self.wall_offset)
         if now < self._next_settle:
             return self._report(self._drain(now))
         self._next_settle = now + SETTLE_EVERY
@@ -232,7 +271,7 @@ class Engine:
             ep = ev.endpoint
             key = ep.key
             kind = ev.kind
-            if key in self.closed:
+            if key in self.closed or key in self.held_closed:
                 continue  # a remnant of a socket already reported closed
             if ep.state is TcpState.TIME_WAIT and kind in (EventKind.OPENED, EventKind.CLOSED):
                 # Remnants of connections that already closed: cookies are made lazily,
@@ -242,6 +281,13 @@ class Engine:
                 self.first_seen.setdefault(key, ev.mono)
             tcp = ep.proto is Proto.TCP
             if kind in CLOSING_KINDS:
+                if tcp and ep.inode and ep.state in ABORTABLE and not bpf:
+                    # Aborted while a process holds it (reset, ss -K): its destroy message
+                    # comes only when that process closes it. Reported now.
+                    self._hold_closed(key, now)
+                    self.stats.lost_closes += 1
+                    out.append(self._poll_close(ep, key, now))
+                    continue
                 if (tcp and (bpf or trace is not None)) or ep.proto in self.cfg.destroy:
                     self.vanished[key] = (ep, now)  # wait for its close from its source
                     continue
@@ -345,7 +391,7 @@ class Engine:
     def _on_destroyed(self, ep: Endpoint, now: float) -> list[Event]:
         """A socket of the watched namespace is gone (a destroy broadcast)."""
         key = ep.key
-        if key in self.closed:
+        if key in self.closed or self.held_closed.pop(key, None) is not None:
             return []  # already reported, by the poll's patience or another source
         prev = self.table.pop(key, None) or self.vanished.pop(key, (None, 0.0))[0]
         touch(self.closed, key, now)
@@ -434,6 +480,20 @@ class Engine:
         return out
 
     # -- shared ----------------------------------------------------------------------
+
+    def _aborted_while_held(self, tkey: TKey) -> bool:
+        """Whether the tracepoint's close of ``tkey`` is of a socket a process holds (the
+        last dump showed an inode): then no destroy message comes until it lets go."""
+        ep = self._by_tuple.get(tkey)
+        if ep is None or not ep.inode:
+            return False
+        self._hold_closed(ep.key, 0.0)
+        return True
+
+    def _hold_closed(self, key: Key, now: float) -> None:
+        touch(self.held_closed, key, now)
+        while len(self.held_closed) > HELD_CLOSED_MAX:
+            del self.held_closed[next(iter(self.held_closed))]
 
     def listener_owner(self, port: int, family: int) -> Owner | None:
         """The process holding the listener on ``port``: who accepted connections there."""

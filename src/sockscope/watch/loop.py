@@ -71,6 +71,7 @@ class Watcher:
         sources: Iterable[str] | None = None,
         procfs: ProcFS | None = None,
         kinds: frozenset[EventKind] | None = None,
+        tape: Callable[[str], None] | None = None,
     ) -> None:
         # Two dumps a poll: everything but listeners on the fast path (no attributes), and
         # listeners alone with their memory counters (drops). TIME_WAIT remnants never
@@ -110,7 +111,12 @@ class Watcher:
         stats = WatchStats()
         try:
             ns_inode = self._open(set(sources) if sources is not None else None, stats)
-            self.engine = Engine(self._config(query, ns_inode), self._tasks())
+            recorder = None
+            if tape is not None:
+                from sockscope.watch.tape import TapeRecorder  # noqa: PLC0415 - tools and tests only
+
+                recorder = TapeRecorder(tape)
+            self.engine = Engine(self._config(query, ns_inode), self._tasks(), recorder)
             self.engine.stats = stats
             self._poll(first=True)
         except BaseException:

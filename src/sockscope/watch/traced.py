@@ -43,11 +43,17 @@ _OWN_CONTEXT = frozenset({TcpState.FIN_WAIT1, TcpState.LAST_ACK, TcpState.SYN_SE
 #: How long a record may wait for its namespace, beyond one poll interval.
 CONFIRM_GRACE = 2.0
 #: How long a transition to CLOSE waits for its destroy broadcast (final counters).
-CLOSE_GRACE = 2.0
+CLOSE_GRACE = 0.5
 #: How long a close reported from the tracepoint alone still absorbs its late destroy.
 LATE_DESTROY = 60.0
+#: A 4-tuple closed this recently may be the one a dump saw: it decides nothing.
+REUSE_WINDOW = 1.0
+#: Times closer than this are the same moment (a dump's clock against a record's).
+SAME_MOMENT = 0.001
 
 ListenerOwner = Callable[[int, int], "Owner | None"]
+#: States a connection leaves for CLOSE only when aborted (reset, ``ss -K``, SO_LINGER 0).
+_ABORTABLE = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECV})
 
 
 class Tasks(Protocol):
@@ -112,6 +118,7 @@ class TraceMerger:
         listener_owner: ListenerOwner,
         interval: float,
         awaits_destroy: bool,
+        held_open: Callable[[TKey], bool] = lambda _tkey: False,
     ) -> None:
         self.families = frozenset(families)
         self.netns = netns
@@ -120,6 +127,7 @@ class TraceMerger:
         self.listener_owner = listener_owner
         self.limit = interval + CONFIRM_GRACE
         self.awaits_destroy = awaits_destroy  # closes wait for their destroy message
+        self.held_open = held_open  # whether a process holds the socket with this 4-tuple
         self.wall_offset = 0.0
         self.stats = TraceStats()
         self.socks: dict[int, _Sock] = {}
@@ -128,6 +136,7 @@ class TraceMerger:
         self.closing: dict[TKey, deque[Closing]] = {}
         self.closing_since: dict[TKey, float] = {}  # the oldest entry's time, oldest first
         self.closed_here: dict[TKey, float] = {}
+        self.tuple_closed: dict[TKey, float] = {}  # when each 4-tuple last closed, oldest first
         self.ours_listening: dict[tuple[int, int], Owner | None] = {}
         self.pid_netns: dict[int, int | None] = {}
 
@@ -282,15 +291,26 @@ class TraceMerger:
         if sk.ours:
             self.ours_listening[port] = sk.process
 
-    def confirm_present(self, present: set[TKey]) -> list[Event]:
-        """A dump of the watched namespace shows these 4-tuples: a socket with records
-        waiting is ours when its 4-tuple is there and no other socket the tracepoint
-        follows has it (another namespace may have it too: then nothing is decided)."""
+    def confirm_present(self, present: dict[TKey, float], taken_at: float) -> list[Event]:
+        """A dump of the watched namespace, taken at ``taken_at``, shows these 4-tuples
+        (each with when a dump first showed its socket).
+
+        A socket with records waiting is ours when the dump shows its 4-tuple, no other
+        socket the tracepoint follows has had that 4-tuple around the dump's time, and
+        the dump's socket is not older than ours: namespaces reuse 4-tuples freely, so
+        the 4-tuple alone decides nothing.
+        """
         out: list[Event] = []
         for skaddr, sk in list(self.undecided.items()):
-            if sk.tkey in present and len(self.by_tuple.get(sk.tkey, ())) == 1:
-                self._set_ours(skaddr, sk, True)
-                out.extend(self._release(skaddr, sk, []))
+            seen = present.get(sk.tkey)
+            if seen is None or len(self.by_tuple.get(sk.tkey, ())) != 1:
+                continue
+            if sk.opened is not None and (seen < sk.opened - SAME_MOMENT or sk.opened > taken_at):
+                continue  # the dump saw another socket with this 4-tuple, or none of ours yet
+            if self.tuple_closed.get(sk.tkey, -1e18) > taken_at - REUSE_WINDOW:
+                continue  # another socket had this 4-tuple a moment ago
+            self._set_ours(skaddr, sk, True)
+            out.extend(self._release(skaddr, sk, []))
         return out
 
     # -- closes ----------------------------------------------------------------------
@@ -302,6 +322,7 @@ class TraceMerger:
         self.socks.pop(rec.skaddr, None)
         self._untuple(rec.skaddr, sk.tkey)
         self.undecided.pop(rec.skaddr, None)
+        touch(self.tuple_closed, sk.tkey, rec.mono)
         if rec.old_state is _LISTEN and sk.ours:
             self.ours_listening.pop((rec.family, rec.local_port), None)
         closing = Closing(close, sk, rec.old_state)
@@ -309,7 +330,10 @@ class TraceMerger:
         if sk.ours is False:
             self.stats.foreign += len(closing.held) + 1
             return []
-        if sk.ours and not self.awaits_destroy:
+        if sk.ours and (not self.awaits_destroy or (rec.old_state in _ABORTABLE and self.held_open(sk.tkey))):
+            # No destroy message to wait for (none is read, or the socket was aborted while
+            # a process still holds it: its message comes only when that process closes
+            # it); the engine absorbs the message if it comes.
             return [*closing.held, self._close_event(closing)]
         queue = self.closing.get(sk.tkey)
         if queue is None:
@@ -384,6 +408,7 @@ class TraceMerger:
                 del self.closing[tkey]
                 del self.closing_since[tkey]
         forget_before(self.closed_here, now - LATE_DESTROY, float)
+        forget_before(self.tuple_closed, now - REUSE_WINDOW - self.limit, float)
         return out
 
     def _give_up(self, tkey: TKey, closing: Closing, now: float) -> list[Event]:
