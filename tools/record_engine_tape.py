@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sockscope.model.states import Proto  # noqa: E402
-from sockscope.query.spec import Query  # noqa: E402
-from sockscope.watch import Watcher  # noqa: E402
+from sockscope.model.states import Proto
+from sockscope.query.spec import Query
+from sockscope.watch import Watcher
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "engine"
 
@@ -111,7 +111,9 @@ def scenario_killed(sources: set[str]) -> tuple[dict[str, object], list[str]]:
         def kill() -> None:
             time.sleep(1.5)
             facts["killed_at"] = time.monotonic()
-            subprocess.run(["ip", "netns", "exec", ns, "ss", "-K", "dst", "127.0.0.1", "dport", "=", "2323"], check=True)
+            subprocess.run(
+                ["ip", "netns", "exec", ns, "ss", "-K", "dst", "127.0.0.1", "dport", "=", "2323"], check=True
+            )
 
         import threading  # noqa: PLC0415
 
