@@ -224,3 +224,42 @@ def test_a_reused_four_tuple_keeps_its_connections_apart(netns: str) -> None:
     assert all(e["pid"] == pid for e in client + opened)
     durations = sorted(e["duration"] for e in client)  # type: ignore[type-var]
     assert durations[0] < durations[1] < durations[2] < 0.2, durations
+
+
+def _start_traced_watch(netns: str, *extra: str) -> tuple[subprocess.Popen[str], Path]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sockscope", "watch", "--netns", netns, "--source", "trace,destroy,poll", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    instance = Path(f"/sys/kernel/tracing/instances/sockscope-{proc.pid}")
+    deadline = time.monotonic() + 10
+    while not instance.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert instance.exists()
+    time.sleep(0.5)
+    return proc, instance
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the tracepoint source needs root")
+def test_sigkill_leaves_no_trace_instance_behind(netns: str) -> None:
+    proc, instance = _start_traced_watch(netns)
+    proc.kill()
+    proc.communicate(timeout=10)
+    deadline = time.monotonic() + 5
+    while instance.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not instance.exists()  # its reaper removed it
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the tracepoint source needs root")
+def test_sighup_stops_cleanly_with_a_summary(netns: str, tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    proc, instance = _start_traced_watch(netns, "--record", str(db))
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "# sources: poll, trace, destroy" in out
+    assert not instance.exists()
+    assert db.exists() and not list(tmp_path.glob("run.db-*"))  # no -wal or -shm left

@@ -80,6 +80,7 @@ class TraceSession:
             pass
         except OSError as exc:
             raise TraceUnavailableError(f"cannot create a tracefs instance: {exc}") from None
+        self._reaper = _start_reaper(self.path)
         self.fds: list[int] = []
         try:
             self._write("trace_clock", "mono")  # timestamps comparable with time.monotonic()
@@ -187,6 +188,11 @@ class TraceSession:
             self._write(f"{EVENT}/enable", "0")
         with contextlib.suppress(OSError):
             self.path.rmdir()
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None and reaper.stdin is not None:
+            reaper.stdin.close()  # it finds the instance gone and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                reaper.wait(1)
 
 
 def _mono(rec: StateChange) -> float:
@@ -201,3 +207,39 @@ def saved_comm(pid: int) -> str | None:
             if num == str(pid):
                 return comm.strip() or None
     return None
+
+
+#: Run beside a watcher: when its pipe closes (the watcher exited, even by SIGKILL, which
+#: runs no cleanup), it disables and removes the watcher's instance, whose buffers (16 MiB
+#: a CPU) would otherwise stay allocated and recording until the next watcher starts.
+_REAPER = """
+import os, sys
+sys.stdin.buffer.read()
+path = sys.argv[1]
+try:
+    with open(os.path.join(path, "events/sock/inet_sock_set_state/enable"), "w") as f:
+        f.write("0")
+except OSError:
+    pass
+try:
+    os.rmdir(path)
+except OSError:
+    pass
+"""
+
+
+def _start_reaper(path: Path) -> subprocess.Popen[bytes] | None:
+    """A process that removes ``path`` once this one is gone (None if none could start)."""
+    import sys  # noqa: PLC0415 - tracefs sessions only
+
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-c", _REAPER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's hangup must not take it down first
+            close_fds=True,
+        )
+    except OSError:
+        return None
