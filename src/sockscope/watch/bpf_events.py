@@ -12,11 +12,21 @@ before the program was attached (its dumps saw them; the cookie links the two).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
-from sockscope.model.endpoint import Endpoint, IPAddress, Owner, TcpInfo
+from sockscope.model.endpoint import Endpoint, Owner, TcpInfo
 from sockscope.model.event import Event, EventKind, Source
 from sockscope.model.states import Proto, TcpState
+from sockscope.wire.ebpf.records import (
+    FLAG_LISTENER,
+    FLAG_MIDLIFE,
+    FLAG_NO_ENTRY,
+    FLAG_PID,
+    KIND_CLOSE,
+    KIND_LISTEN,
+    KIND_OPEN,
+    KIND_STATE,
+    BpfRecord,
+)
 
 _new = tuple.__new__
 _TCP, _BPF = Proto.TCP, Source.BPF
@@ -27,40 +37,9 @@ _OPENED, _CLOSED, _STATE, _LISTEN, _UNLISTEN = (
     EventKind.LISTEN,
     EventKind.UNLISTEN,
 )
-_STATES = {int(s): s for s in TcpState}
 _LISTEN_STATE = TcpState.LISTEN
 
-# Record kinds and flags, as the program writes them (sockscope.wire.ebpf.records).
-KIND_CLOSE, KIND_OPEN, KIND_STATE, KIND_LISTEN = 1, 2, 3, 4
-FLAG_PID = 1  # the owner was taken in the socket's own process
-FLAG_LISTENER = 2  # the owner is its listener's (an accepted connection, not acted on yet)
-FLAG_NO_ENTRY = 4  # a close the program had no entry for: born before it was attached
-FLAG_MIDLIFE = 8  # first seen after its birth: the start time is only a lower bound
 _UNSURE_START = FLAG_NO_ENTRY | FLAG_MIDLIFE
-
-
-class BpfRecord(Protocol):
-    """A decoded record (``sockscope.wire.ebpf.records``): the fields read here."""
-
-    kind: int
-    start_ns: int
-    ts_ns: int
-    cookie: int
-    pid: int
-    flags: int
-    comm: str
-    family: int
-    oldstate: int
-    newstate: int
-    local_address: IPAddress
-    local_port: int
-    remote_address: IPAddress
-    remote_port: int
-    bytes_sent: int
-    bytes_acked: int
-    bytes_received: int
-    srtt_us: int
-    total_retrans: int
 
 
 #: A socket a dump has shown, by cookie: (its endpoint, when a dump first showed it).
@@ -99,10 +78,10 @@ class BpfMerger:
             if kind == KIND_CLOSE:
                 append(self._close(rec))
             elif kind == KIND_OPEN:
-                append(self._event(rec, _OPENED, _STATES[rec.newstate], (rec.start_ns or rec.ts_ns) / 1e9))
+                append(self._event(rec, _OPENED, rec.newstate, (rec.start_ns or rec.ts_ns) / 1e9))
             elif kind == KIND_STATE:
-                ev = self._event(rec, _STATE, _STATES[rec.newstate], rec.ts_ns / 1e9)
-                append(ev._replace(old_state=_STATES[rec.oldstate]))
+                ev = self._event(rec, _STATE, rec.newstate, rec.ts_ns / 1e9)
+                append(ev._replace(old_state=rec.oldstate))
             elif kind == KIND_LISTEN:
                 append(self._event(rec, _LISTEN, _LISTEN_STATE, rec.ts_ns / 1e9))
         return out
@@ -135,14 +114,14 @@ class BpfMerger:
         elif proc is None and owners:
             proc = owners[0]
         listening = state is _LISTEN_STATE
-        raddr = None if listening else rec.remote_address
+        raddr = None if listening else rec.daddr
         # Built with tuple.__new__, field by field (see Endpoint and Event): this runs for
         # every record, and the keyword form costs twice as much.
         ep = _new(
             Endpoint,
             (
-                _TCP, rec.family, state, rec.local_address, rec.local_port, raddr,
-                None if listening else rec.remote_port, 0, 0, None, 0, rec.cookie or None, 0, None, info,
+                _TCP, rec.family, state, rec.saddr, rec.sport, raddr,
+                None if listening else rec.dport, 0, 0, None, 0, rec.cookie or None, 0, None, info,
                 None, None, owners, self.netns, None, None, None,
             ),
         )  # fmt: skip
@@ -151,7 +130,7 @@ class BpfMerger:
         )
 
     def _close(self, rec: BpfRecord) -> Event:
-        old = _STATES[rec.oldstate]
+        old = rec.oldstate
         kind = _UNLISTEN if old is _LISTEN_STATE else _CLOSED
         end = rec.ts_ns / 1e9
         info = _new(
@@ -177,10 +156,10 @@ class BpfMerger:
                 duration = end - first
             lower = duration is not None
         ev = self._event(rec, kind, old, end, owners, info, duration, lower)
-        if ev.process is None and rec.local_port and kind is _CLOSED:
+        if ev.process is None and rec.sport and kind is _CLOSED:
             # A connection accepted before the program knew its listener: the listener's
             # owner accepted it.
-            proc = self.listener_owner(rec.local_port, rec.family)
+            proc = self.listener_owner(rec.sport, rec.family)
             if proc is not None:
                 ev = ev._replace(process=proc)
         return ev
