@@ -1,0 +1,89 @@
+"""Thin I/O: the consumer side of the program's ``BPF_MAP_TYPE_RINGBUF``, over mmap.
+
+The map's fd maps as the kernel lays it out (``kernel/bpf/ringbuf.c``): a consumer page
+we write the consumer position to, then (read-only) a producer page and the data area
+twice in a row, so a record that wraps reads as one piece. The walk and the decoding
+are pure (``wire/ebpf/ringbuf.py``, ``records.py``).
+
+The two positions are read and written with single 8-byte loads and stores (native
+``struct`` codes use memcpy; "<Q" would go byte by byte, and the kernel, reading a torn
+consumer position while it reserves, could see a 16 MiB-smaller value and refuse the
+record). x86-64 keeps loads in order; elsewhere a full barrier separates reading the
+producer position, the headers, and the records, and the consumer position's store.
+"""
+
+from __future__ import annotations
+
+import mmap
+import platform
+import struct
+from collections.abc import Callable
+
+from sockscope.sources.bpf_syscalls import memory_barrier
+from sockscope.wire.ebpf.records import RECORD_SIZE, BpfRecord, RecordError, parse_record, parse_records
+from sockscope.wire.ebpf.ringbuf import walk_ring
+
+POSITION = struct.Struct("Q")  # native: one 8-byte load or store
+
+
+class RingReader:
+    """Reads every committed record of one ring buffer map."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        page = mmap.PAGESIZE
+        self.size = size
+        self._cons = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        try:
+            self._prod = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        except OSError:
+            self._cons.close()
+            raise
+        self._data = memoryview(self._prod)[page:]
+        self._fence: Callable[[], None] = (lambda: None) if platform.machine() == "x86_64" else memory_barrier
+        self.discarded = 0  # records the program gave up (it never does: counted anyway)
+        self.malformed = 0  # records that did not decode (a layout mismatch: never seen)
+        self.max_backlog = 0  # the most bytes found waiting at one read
+
+    def backlog(self) -> int:
+        """Bytes written and not yet consumed."""
+        prod: int = POSITION.unpack_from(self._prod, 0)[0]
+        cons: int = POSITION.unpack_from(self._cons, 0)[0]
+        return prod - cons
+
+    def read(self, out: list[BpfRecord]) -> int:
+        """Appends every record committed now to ``out``; returns how many."""
+        cons = POSITION.unpack_from(self._cons, 0)[0]
+        prod = POSITION.unpack_from(self._prod, 0)[0]
+        if prod == cons:
+            return 0
+        self.max_backlog = max(self.max_backlog, prod - cons)
+        self._fence()
+        walk = walk_ring(self._data, cons, prod, self.size, RECORD_SIZE)
+        self._fence()
+        self.discarded += walk.discarded
+        self.malformed += walk.malformed
+        before = len(out)
+        try:
+            n = parse_records(self._data, walk.offsets, out)
+        except RecordError:
+            del out[before:]
+            n = self._read_one_by_one(walk.offsets, out)
+        self._fence()  # our reads are done before the kernel may reuse the space
+        POSITION.pack_into(self._cons, 0, walk.consumed)
+        return n
+
+    def _read_one_by_one(self, offsets: list[int], out: list[BpfRecord]) -> int:
+        n = 0
+        for off in offsets:
+            try:
+                out.append(parse_record(self._data, off))
+            except RecordError:
+                self.malformed += 1
+                continue
+            n += 1
+        return n
+
+    def close(self) -> None:
+        self._data.release()
+        self._prod.close()
+        self._cons.close()
