@@ -82,6 +82,7 @@ JUMP_OPS = frozenset(
 )
 SHIFTS = frozenset({BPF_LSH, BPF_RSH, BPF_ARSH})
 SIZE_CODE = {1: BPF_B, 2: BPF_H, 4: BPF_W, 8: BPF_DW}
+SIZE_CODE_BYTES = {code: size for size, code in SIZE_CODE.items()}
 INSN = struct.Struct("<BBhi")
 INSN_SIZE = INSN.size
 
@@ -300,3 +301,52 @@ def parse_insns(data: bytes) -> list[Insn]:
     if len(data) % INSN_SIZE:
         raise AsmError(f"{len(data)} bytes is not a whole number of instructions")
     return [Insn(code, regs & 0x0F, regs >> 4, off, imm) for code, regs, off, imm in INSN.iter_unpack(data)]
+
+
+_ALU_TEXT = {
+    BPF_ADD: "+=", BPF_SUB: "-=", BPF_MUL: "*=", BPF_DIV: "/=", BPF_OR: "|=", BPF_AND: "&=", BPF_LSH: "<<=",
+    BPF_RSH: ">>=", BPF_MOD: "%=", BPF_XOR: "^=", BPF_MOV: "=", BPF_ARSH: "s>>=",
+}  # fmt: skip
+_JMP_TEXT = {
+    BPF_JEQ: "==", BPF_JGT: ">", BPF_JGE: ">=", BPF_JSET: "&", BPF_JNE: "!=", BPF_JSGT: "s>", BPF_JSGE: "s>=",
+    BPF_JLT: "<", BPF_JLE: "<=", BPF_JSLT: "s<", BPF_JSLE: "s<=",
+}  # fmt: skip
+_SIZE_TEXT = {BPF_B: "u8", BPF_H: "u16", BPF_W: "u32", BPF_DW: "u64"}
+
+
+def describe_insn(insn: Insn) -> str:
+    """One instruction in the verifier log's notation (``r1 = *(u64 *)(r6 +8)``)."""
+    cls = insn.code & 0x07
+    if insn.code == 0:
+        return f"(upper half of ld_imm64: {insn.imm})"
+    if cls in (BPF_ALU, BPF_ALU64):
+        width = "r" if cls == BPF_ALU64 else "w"
+        src = f"{width}{insn.src}" if insn.code & BPF_X else str(insn.imm)
+        return f"{width}{insn.dst} {_ALU_TEXT.get(insn.code & 0xF0, '?')} {src}"
+    if cls in (BPF_JMP, BPF_JMP32):
+        return _describe_jump(insn)
+    return _describe_memory(insn)
+
+
+def _describe_jump(insn: Insn) -> str:
+    op = insn.code & 0xF0
+    if op == BPF_CALL:
+        known = insn.imm in Helper._value2member_map_
+        return f"call {Helper(insn.imm).name if known else insn.imm}"
+    if op in (BPF_EXIT, BPF_JA):
+        return "exit" if op == BPF_EXIT else f"goto {insn.off:+}"
+    width = "r" if insn.code & 0x07 == BPF_JMP else "w"
+    src = f"{width}{insn.src}" if insn.code & BPF_X else str(insn.imm)
+    return f"if {width}{insn.dst} {_JMP_TEXT.get(op, '?')} {src} goto {insn.off:+}"
+
+
+def _describe_memory(insn: Insn) -> str:
+    cls, size = insn.code & 0x07, _SIZE_TEXT.get(insn.code & 0x18, "?")
+    if cls == BPF_LD:
+        return f"r{insn.dst} = {'map_fd ' if insn.src == BPF_PSEUDO_MAP_FD else ''}{insn.imm} ll"
+    if cls == BPF_LDX:
+        return f"r{insn.dst} = *({size} *)(r{insn.src} {insn.off:+})"
+    if cls == BPF_STX and insn.code & 0xE0 == BPF_ATOMIC:
+        return f"lock *({size} *)(r{insn.dst} {insn.off:+}) += r{insn.src}"
+    value = f"r{insn.src}" if cls == BPF_STX else str(insn.imm)
+    return f"*({size} *)(r{insn.dst} {insn.off:+}) = {value}"
