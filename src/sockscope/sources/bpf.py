@@ -248,6 +248,12 @@ class BpfSource:
             return n + self._read_ring(out)
         return self._read_ring(out)
 
+    def ring_snapshot(self) -> tuple[int, int, bytes]:
+        """(consumer, producer, data area): the ring's raw state (tools/record_ring_pages.py)."""
+        if self._ring is None:
+            raise ValueError("the source is closed")
+        return self._ring.snapshot()
+
     def counters(self) -> BpfCounters:
         values = []
         for index in range(m.N_STATS):

@@ -50,6 +50,12 @@ class RingReader:
         cons: int = POSITION.unpack_from(self._cons, 0)[0]
         return prod - cons
 
+    def snapshot(self) -> tuple[int, int, bytes]:
+        """(consumer, producer, the data area once): the ring as it is, for fixtures."""
+        cons: int = POSITION.unpack_from(self._cons, 0)[0]
+        prod: int = POSITION.unpack_from(self._prod, 0)[0]
+        return cons, prod, bytes(self._data[: self.size])
+
     def read(self, out: list[BpfRecord]) -> int:
         """Appends every record committed now to ``out``; returns how many."""
         cons = POSITION.unpack_from(self._cons, 0)[0]
