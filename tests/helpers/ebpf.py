@@ -72,9 +72,9 @@ class Harness:
             self.vm.kernel[self._nets[inode]] = mem
         return self._nets[inode]
 
-    def set_netns(self, inode: int) -> None:
+    def set_netns(self, inode: int, *, all_ports: bool = False) -> None:
         addr = self.vm.maps[FDS.config].entries[m.CONFIG_KEY.pack(0)]
-        self.vm.write(addr, m.build_config(inode))
+        self.vm.write(addr, m.build_config(inode, all_ports=all_ports))
 
     def sock(self, port: int, peer: int = 0, *, netns: int = NETNS, family: int = 4) -> Sock:
         return Sock(self, netns, port, peer, family)

@@ -166,6 +166,15 @@ def test_port_spans_filter_records_but_never_the_bookkeeping() -> None:
     assert h.listeners() == {(NETNS, 9, 2): (9, 1, "other-port")}
 
 
+def test_the_config_can_open_the_port_filter_for_the_self_test() -> None:
+    h = Harness(ProgramConfig(ports=((True, 80, 80),)))
+    assert h.step(h.sock(5, 6), ESTABLISHED, CLOSE) == []
+    h.set_netns(NETNS, all_ports=True)
+    assert len(h.step(h.sock(5, 6), ESTABLISHED, CLOSE)) == 1
+    h.set_netns(NETNS)
+    assert h.step(h.sock(5, 6), ESTABLISHED, CLOSE) == []
+
+
 def test_64_spans_run_in_the_program_and_65_do_not() -> None:
     spans = tuple((i % 2 == 0, 1000 + 10 * i, 1000 + 10 * i + i % 3) for i in range(64))
     h = Harness(ProgramConfig(ports=spans))

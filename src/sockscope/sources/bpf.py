@@ -30,8 +30,8 @@ from sockscope.wire.ebpf import maps as m
 from sockscope.wire.ebpf.btf import BtfError, parse_btf
 from sockscope.wire.ebpf.codegen import MapFds
 from sockscope.wire.ebpf.layout import CtxLayout, KernelOffsets, kernel_offsets, parse_ctx_layout
-from sockscope.wire.ebpf.program import LICENSE, ProgramConfig, build_program
-from sockscope.wire.ebpf.records import BpfRecord
+from sockscope.wire.ebpf.program import LICENSE, ProgramConfig, build_program, ports_pass
+from sockscope.wire.ebpf.records import KIND_LISTEN, BpfRecord
 from sockscope.wire.ftrace import FormatError
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
@@ -163,7 +163,7 @@ class BpfSource:
         self._seed_refused = 0
         self._ncpus = _possible_cpus()
         self._stats_fd: int | None = None
-        config = ProgramConfig(frozenset(families), ports, want_open, want_state, ring_bytes)
+        config = self._config = ProgramConfig(frozenset(families), ports, want_open, want_state, ring_bytes)
         try:
             self._load(netns_inode, config, max_conns, max_listeners)
             if enable_stats:
@@ -182,7 +182,7 @@ class BpfSource:
         program = build_program(ctx, offsets, self.maps, config)
         self.port_filtered = program.port_filtered
         self.instructions = len(program.insns) // 8
-        self.set_netns(_own_netns())  # the self-test's connection is made here
+        self._set_config(_own_netns(), all_ports=True)  # the self-test's connection is made here
         try:
             prog_fd = sc.prog_load(sc.BPF_PROG_TYPE_TRACEPOINT, program.insns, LICENSE, "sockscope")
         except sc.BpfSyscallError as exc:
@@ -218,21 +218,35 @@ class BpfSource:
             check_closes(records, probe, own)
         except (SelfTestError, OSError) as exc:
             raise BpfUnavailableError(f"eBPF self-test failed: {exc}") from None
-        self.set_netns(netns)
+        self._set_config(netns, all_ports=False)
         time.sleep(SETTLE_SECONDS)
         self._read_ring(records)
         # What came from the self-test, or from our own namespace while we tested in it,
         # is not the user's.
-        self._pending = [r for r in records if not is_probe_record(r, probe, own) and netns in (0, r.netns)]
+        self._pending = [r for r in records if not is_probe_record(r, probe, own) and self._wanted(r, netns)]
+
+    def _wanted(self, r: BpfRecord, netns: int) -> bool:
+        """Whether a record of the self-test's time (when the filters were open) passes
+        the filters the program applies from now on."""
+        if netns not in (0, r.netns):
+            return False
+        spans = self._config.ports
+        return (
+            r.kind == KIND_LISTEN
+            or not self.port_filtered
+            or spans is None
+            or ports_pass(spans, r.sport, r.dport)
+        )
 
     def _read_ring(self, out: list[BpfRecord]) -> int:
         return self._ring.read(out) if self._ring is not None else 0
 
     # -- the API ------------------------------------------------------------------------
 
-    def set_netns(self, netns_inode: int) -> None:
+    def _set_config(self, netns_inode: int, *, all_ports: bool) -> None:
         """Record only sockets of this namespace from now on (0: every namespace)."""
-        sc.map_update(self.maps.config, m.CONFIG_KEY.pack(0), m.build_config(netns_inode))
+        value = m.build_config(netns_inode, all_ports=all_ports)
+        sc.map_update(self.maps.config, m.CONFIG_KEY.pack(0), value)
 
     def fileno(self) -> int:
         """The ring buffer's fd: readable when the program forces a wake-up (the ring is

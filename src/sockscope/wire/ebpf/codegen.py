@@ -41,6 +41,7 @@ KEY = -8  # u64 skaddr: the conns key
 TMP = -16  # probe-read scratch
 LKEY = -24  # listeners key
 SLOT = -32  # u32 key of the config and stats arrays
+ALL_PORTS = -28  # u32 copy of config.all_ports
 VAL = -72  # a conns value being built (40 bytes)
 LVAL = -96  # a listeners value being built (24 bytes)
 

@@ -7,8 +7,8 @@
   the connections the kernel accepts on it until their own process acts on them.
 - ``rb`` (RINGBUF): the records (``records.py``).
 - ``stats`` (PERCPU_ARRAY of u64): what could not be recorded, ``STAT_*``.
-- ``config`` (ARRAY, one ``CONFIG_VALUE``): the namespace to watch, changeable while the
-  program runs.
+- ``config`` (ARRAY, one ``CONFIG_VALUE``): the namespace to watch, and whether the port
+  spans apply (the self-test's connection must pass them), changeable while it runs.
 
 All little-endian and aligned: the program reads them with plain loads.
 """
@@ -32,10 +32,11 @@ LISTENER_KEY = struct.Struct("<IHH")
 LISTENER_VALUE = struct.Struct("<II16s")
 LISTENER_PID, LISTENER_COUNT, LISTENER_COMM = 0, 4, 8
 
-# struct config { u32 netns; u32 pad; }: netns 0 keeps every namespace.
+# struct config { u32 netns; u32 all_ports; }: netns 0 keeps every namespace; all_ports
+# non-zero lets every port's records out whatever spans the program was built with.
 CONFIG_KEY = struct.Struct("<I")
-CONFIG_VALUE = struct.Struct("<I4x")
-CONFIG_NETNS = 0
+CONFIG_VALUE = struct.Struct("<II")
+CONFIG_NETNS, CONFIG_ALL_PORTS = 0, 4
 
 STAT_RESERVE_FAILED = 0  # bpf_ringbuf_reserve found no room: a record lost
 STAT_MAP_FULL = 1  # conns refused an entry: that connection's start and owner lost
@@ -75,8 +76,8 @@ def parse_conn_value(data: bytes) -> ConnEntry:
     return ConnEntry(start, pid, flags, comm.split(b"\0", 1)[0].decode(errors="replace"), netns)
 
 
-def build_config(netns: int) -> bytes:
-    return CONFIG_VALUE.pack(netns)
+def build_config(netns: int, *, all_ports: bool = False) -> bytes:
+    return CONFIG_VALUE.pack(netns, int(all_ports))
 
 
 def parse_percpu_u64(data: bytes, ncpus: int) -> int:

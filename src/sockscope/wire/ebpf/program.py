@@ -36,6 +36,7 @@ from sockscope.wire.ebpf import maps as m
 from sockscope.wire.ebpf import records as rec
 from sockscope.wire.ebpf.asm import BPF_JEQ, BPF_JLE, BPF_JLT, BPF_JNE, BPF_RSH, Helper
 from sockscope.wire.ebpf.codegen import (
+    ALL_PORTS,
     KEY,
     LKEY,
     R0,
@@ -91,6 +92,11 @@ def merge_spans(spans: Sequence[tuple[bool, int, int]]) -> list[tuple[bool, int,
         else:
             out.append((local, lo, hi))
     return out
+
+
+def ports_pass(spans: Sequence[tuple[bool, int, int]], sport: int, dport: int) -> bool:
+    """What the program's port test decides, for records user space must judge alike."""
+    return any(lo <= (sport if local else dport) <= hi for local, lo, hi in spans)
 
 
 def build_program(ctx: CtxLayout, off: KernelOffsets, fds: MapFds, config: ProgramConfig) -> Program:
@@ -152,11 +158,16 @@ class _Builder(Pieces):
         a.store(8, R10, KEY, R1)
 
     def load_config(self) -> None:
-        """r9 = the namespace to keep (0: all), read each run so it can change."""
-        self.a.store(4, R10, SLOT, 0)
+        """r9 = the namespace to keep (0: all), and the port switch on the stack: read
+        each run so they can change while the program runs."""
+        a = self.a
+        a.store(4, R10, SLOT, 0)
         self.map_call(Helper.map_lookup_elem, self.fds.config, SLOT)
-        self.a.jump(BPF_JEQ, R0, 0, "out")  # index 0 always exists; the verifier wants the check
-        self.a.load(4, R9, R0, m.CONFIG_NETNS)
+        a.jump(BPF_JEQ, R0, 0, "out")  # index 0 always exists; the verifier wants the check
+        a.load(4, R9, R0, m.CONFIG_NETNS)
+        if self.spans is not None:
+            a.load(4, R1, R0, m.CONFIG_ALL_PORTS)
+            a.store(4, R10, ALL_PORTS, R1)
 
     def lookup_conn(self) -> None:
         self.map_call(Helper.map_lookup_elem, self.fds.conns, KEY)
@@ -308,6 +319,8 @@ class _Builder(Pieces):
         """Fall through when the local port is in a local span or the remote port in a
         remote span; otherwise jump to ``fail``."""
         a, passed = self.a, self.a.fresh("ports")
+        a.load(4, R1, R10, ALL_PORTS)
+        a.jump(BPF_JNE, R1, 0, passed)
         a.load(2, R2, R6, self.ctx.sport)
         a.load(2, R3, R6, self.ctx.dport)
         for local, lo, hi in self.spans or ():
