@@ -270,7 +270,7 @@ def test_run_statistics_count_the_programs_runs(netns: str) -> None:
 def test_close_and_sigkill_leave_no_program_behind(netns: str) -> None:
     with BpfSource(netns_inode=inode(netns)) as src:
         prog_id = sc.prog_info(src.prog_fd).id
-        assert prog_id in sc.prog_ids()
+        assert prog_id in sc.prog_ids() and _name(prog_id) == "sockscope"
     src.close()  # idempotent
     assert _gone(prog_id)
     code = (
@@ -303,3 +303,46 @@ def _gone(prog_id: int) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_wrong_btf_offset_is_caught_by_the_self_test(netns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Garbage read through a wrong offset raises no error in the kernel: the self-test
+    is what notices it, and the source is refused with a line saying which field."""
+    import sockscope.sources.bpf as bpf_module  # noqa: PLC0415
+
+    real = bpf_module.kernel_offsets
+    monkeypatch.setattr(bpf_module, "kernel_offsets", lambda btf: real(btf)._replace(bytes_acked=8))
+    before = set(sc.prog_ids())
+    with pytest.raises(bpf_module.BpfUnavailableError, match=r"self-test failed.*bytes_acked") as caught:
+        BpfSource(netns_inode=inode(netns))
+    assert "\n" not in str(caught.value)
+    assert _settled(before)
+
+
+def test_a_refused_program_reports_the_verifiers_words() -> None:
+    """r0 left unset at exit: the verifier's log says so, and so does the error."""
+    with pytest.raises(sc.BpfSyscallError) as caught:
+        sc.prog_load(sc.BPF_PROG_TYPE_TRACEPOINT, bytes.fromhex("9500000000000000"), "Dual MIT/GPL", "bad")
+    assert "R0 !read_ok" in caught.value.log
+    import sockscope.sources.bpf as bpf_module  # noqa: PLC0415
+
+    line = bpf_module._refusal(caught.value)
+    assert line.startswith("the kernel's verifier refused the eBPF program:") and "R0" in line
+    assert "\n" not in line
+
+
+def _settled(before: set[int]) -> bool:
+    """No program of ours is left beyond those loaded before (others' may come and go)."""
+    deadline = time.monotonic() + 5
+    while True:
+        ours = [p for p in set(sc.prog_ids()) - before if _name(p) == "sockscope"]
+        if not ours:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _name(prog_id: int) -> str:
+    info = sc.prog_info_by_id(prog_id)
+    return info.name if info is not None else ""

@@ -117,11 +117,7 @@ def _kernel_support() -> str | None:
 
 def _possible_cpus() -> int:
     """CPUs a per-CPU map has a slot for (``/sys/devices/system/cpu/possible``: "0-3")."""
-    count = 0
-    for span in Path("/sys/devices/system/cpu/possible").read_text().strip().split(","):
-        first, _, last = span.partition("-")
-        count += int(last or first) - int(first) + 1
-    return count
+    return m.parse_cpu_count(Path("/sys/devices/system/cpu/possible").read_text())
 
 
 def _own_netns() -> int:

@@ -29,6 +29,7 @@ BPF_MAP_DELETE_ELEM = 3
 BPF_MAP_GET_NEXT_KEY = 4
 BPF_PROG_LOAD = 5
 BPF_PROG_GET_NEXT_ID = 11
+BPF_PROG_GET_FD_BY_ID = 13
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_LINK_CREATE = 28
 BPF_ENABLE_STATS = 32
@@ -52,6 +53,7 @@ PERF_EVENT_IOC_ENABLE = 0x2400
 PROG_INFO_SIZE = 232
 PROG_INFO = {"id": (4, "I"), "run_time_ns": (192, "Q"), "run_cnt": (200, "Q")}
 PROG_INFO |= {"recursion_misses": (208, "Q"), "verified_insns": (216, "I")}
+PROG_NAME_AT = 64
 MEMBARRIER_CMD_GLOBAL_EXPEDITED = 1 << 1
 
 _libc: ctypes.CDLL | None = None
@@ -67,6 +69,7 @@ class BpfSyscallError(OSError):
 
 class ProgInfo(NamedTuple):
     id: int
+    name: str
     run_time_ns: int
     run_cnt: int
     recursion_misses: int
@@ -198,7 +201,23 @@ def _prog_load(
 def prog_info(fd: int) -> ProgInfo:
     info = ctypes.create_string_buffer(PROG_INFO_SIZE)
     bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("<IIQ", fd, PROG_INFO_SIZE, _addr(info)), "program info")
-    return ProgInfo(*(struct.unpack_from("<" + code, info, at)[0] for at, code in PROG_INFO.values()))
+    values = {key: struct.unpack_from("<" + code, info, at)[0] for key, (at, code) in PROG_INFO.items()}
+    name = info.raw[PROG_NAME_AT : PROG_NAME_AT + BPF_OBJ_NAME_LEN].split(b"\0", 1)[0].decode()
+    return ProgInfo(name=name, **values)
+
+
+def prog_info_by_id(prog_id: int) -> ProgInfo | None:
+    """The info of a loaded program (None if it went meanwhile)."""
+    try:
+        fd = bpf(BPF_PROG_GET_FD_BY_ID, _attr("<I", prog_id), "program by id")
+    except BpfSyscallError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    try:
+        return prog_info(fd)
+    finally:
+        os.close(fd)
 
 
 def enable_stats() -> int:

@@ -80,6 +80,15 @@ def build_config(netns: int, *, all_ports: bool = False) -> bytes:
     return CONFIG_VALUE.pack(netns, int(all_ports))
 
 
+def parse_cpu_count(text: str) -> int:
+    """How many CPUs a list like ``/sys/devices/system/cpu/possible``'s names ("0-3,8")."""
+    count = 0
+    for span in text.strip().split(","):
+        first, _, last = span.partition("-")
+        count += int(last or first) - int(first) + 1
+    return count
+
+
 def parse_percpu_u64(data: bytes, ncpus: int) -> int:
     """The sum over CPUs of a ``PERCPU_ARRAY`` u64 value (one 8-byte slot per possible CPU)."""
     return sum(U64.unpack_from(data, 8 * cpu)[0] for cpu in range(ncpus))
