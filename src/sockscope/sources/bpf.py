@@ -258,6 +258,10 @@ class BpfSource:
             return n + self._read_ring(out)
         return self._read_ring(out)
 
+    def ring_backlog_max(self) -> int:
+        """The most bytes found waiting in the ring at one read."""
+        return self._ring.max_backlog if self._ring is not None else 0
+
     def ring_snapshot(self) -> tuple[int, int, bytes]:
         """(consumer, producer, data area): the ring's raw state (tools/record_ring_pages.py)."""
         if self._ring is None:
