@@ -341,7 +341,9 @@ def write_results(lines: list[str], argv: list[str] | None, wall: float, args: a
         "lost: reserve_failed + map_full + listener_map_full + recursion_misses. The bpf readers decode",
         "every record into a `BpfRecord` and count it; no engine, no output (the source's floor).",
         "tcplife has no namespace filter: its records/s and CPU include other namespaces' connections",
-        "(other tests on the machine), which the bpf source leaves in the kernel.",
+        "(other tests on the machine), which the bpf source leaves in the kernel. It names nginx's",
+        "server ends `ab` (taken where the close runs, in ab's softirq on loopback), all but 0.1%.",
+        "CPU total from /proc/PID/schedstat (ns); the user+sys split from /proc/PID/stat (10 ms ticks).",
         "",
         END,
     ]
