@@ -7,7 +7,8 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 from sockscope.wire.ebpf import maps as m
-from sockscope.wire.ebpf.program import BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, ProgramConfig
+from sockscope.wire.ebpf.codegen import BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP
+from sockscope.wire.ebpf.program import ProgramConfig
 from sockscope.wire.ebpf.records import (
     FLAG_LISTENER,
     FLAG_MIDLIFE,

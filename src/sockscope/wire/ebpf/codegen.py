@@ -16,6 +16,7 @@ from sockscope.wire.ebpf.asm import (
     BPF_AND,
     BPF_JEQ,
     BPF_JGT,
+    BPF_JLE,
     BPF_JNE,
     BPF_OR,
     BPF_RSH,
@@ -32,6 +33,9 @@ R0, R1, R2, R3, R4, R6, R7, R8, R9, R10 = (
 WIDTHS: tuple[Size, ...] = (8, 4, 2, 1)
 
 BPF_ANY = 0
+BPF_RB_NO_WAKEUP = 1 << 0
+BPF_RB_FORCE_WAKEUP = 1 << 1
+BPF_RB_AVAIL_DATA = 0
 # include/net/tcp_states.h
 TCP_ESTABLISHED, TCP_SYN_SENT, TCP_SYN_RECV, TCP_FIN_WAIT1 = 1, 2, 3, 4
 TCP_CLOSE, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_LISTEN = 7, 8, 9, 10
@@ -221,3 +225,16 @@ class Pieces:
         a.mov(R1, -1)
         a.atomic_add(4, R0, m.LISTENER_COUNT, R1)
         a.label("unlisten.done")
+
+    def submit(self, wake_above: int) -> None:
+        """Without a wake-up (the reader polls), unless the ring is a quarter full."""
+        a, chosen = self.a, self.a.fresh("wakeup")
+        a.ld_map_fd(R1, self.fds.rb)
+        a.mov(R2, BPF_RB_AVAIL_DATA)
+        a.call(Helper.ringbuf_query)
+        a.mov(R2, BPF_RB_NO_WAKEUP)
+        a.jump(BPF_JLE, R0, wake_above, chosen)
+        a.mov(R2, BPF_RB_FORCE_WAKEUP)
+        a.label(chosen)
+        a.mov(R1, R7)
+        a.call(Helper.ringbuf_submit)

@@ -63,9 +63,6 @@ from sockscope.wire.ebpf.layout import CtxLayout, KernelOffsets
 LICENSE = "Dual MIT/GPL"  # bpf_probe_read_kernel is GPL-only: a GPL-compatible string
 MAX_PORT_SPANS = 64
 IPPROTO_TCP = 6
-BPF_RB_NO_WAKEUP = 1 << 0
-BPF_RB_FORCE_WAKEUP = 1 << 1
-BPF_RB_AVAIL_DATA = 0
 
 
 class ProgramConfig(NamedTuple):
@@ -312,7 +309,7 @@ class _Builder(Pieces):
         self.fill_socket()
         self.fill_addresses()
         self.fill_tcp(kind == rec.KIND_CLOSE)
-        self.submit()
+        self.submit(self.config.ring_bytes // 4)
         a.label(skip)
 
     def port_test(self, fail: str) -> None:
@@ -391,16 +388,3 @@ class _Builder(Pieces):
         a.load(4, R1, R7, rec.OFF_SRTT)
         a.alu(BPF_RSH, R1, 3)  # the kernel keeps 8 times the smoothed RTT
         a.store(4, R7, rec.OFF_SRTT, R1)
-
-    def submit(self) -> None:
-        """Without a wake-up (the reader polls), unless the ring is a quarter full."""
-        a, chosen = self.a, self.a.fresh("wakeup")
-        a.ld_map_fd(R1, self.fds.rb)
-        a.mov(R2, BPF_RB_AVAIL_DATA)
-        a.call(Helper.ringbuf_query)
-        a.mov(R2, BPF_RB_NO_WAKEUP)
-        a.jump(BPF_JLE, R0, self.config.ring_bytes // 4, chosen)
-        a.mov(R2, BPF_RB_FORCE_WAKEUP)
-        a.label(chosen)
-        a.mov(R1, R7)
-        a.call(Helper.ringbuf_submit)
