@@ -27,10 +27,11 @@ from sockscope.model.endpoint import Endpoint, Owner, TKey, tuple_key
 from sockscope.model.event import Event, EventKind, Source
 from sockscope.model.states import Proto, TcpState
 from sockscope.watch.aging import forget_before, touch
-from sockscope.watch.bpf_events import BpfMerger, BpfRecord
+from sockscope.watch.bpf_events import BpfMerger
 from sockscope.watch.stats import WatchStats
 from sockscope.watch.traced import Tasks, TraceMerger
 from sockscope.watch.wiped import WIPED_WAIT, PeerIndex, is_wiped
+from sockscope.wire.ebpf.records import BpfRecord
 from sockscope.wire.ftrace import StateChange
 
 #: A socket that vanished from a dump waits this long for its destroy message (the kernel

@@ -30,11 +30,11 @@ from sockscope.query.spec import KernelFilter, Query
 from sockscope.sources.destroy import DestroySubscriber
 from sockscope.sources.netns import entered_netns, resolve_netns
 from sockscope.sources.procfs import ProcFS, ephemeral_port_range
-from sockscope.watch.bpf_events import BpfRecord
 from sockscope.watch.engine import Engine, EngineConfig
 from sockscope.watch.owners import OwnerCache
 from sockscope.watch.stats import WatchStats
 from sockscope.watch.traced import Tasks
+from sockscope.wire.ebpf.records import BpfRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
