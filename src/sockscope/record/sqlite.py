@@ -20,7 +20,7 @@ from sockscope.model.event import Event, EventKind, Source
 from sockscope.model.listener import Listener
 from sockscope.model.states import Proto, TcpState
 from sockscope.record.schema import COLUMNS, LISTENER_COLUMNS, QUEUE_COLUMNS
-from sockscope.record.store import RecordingError, open_for_append, open_for_reading, privileged
+from sockscope.record.store import RecordingError, open_for_append, open_for_reading, pragma, privileged
 
 __all__ = ["Recorder", "RecordingError", "read_events", "read_meta"]
 
@@ -82,8 +82,9 @@ class Recorder:
             if ident is None:
                 ident = self._add_listener(lst)
                 self.listener_ids[key] = ident
+            half_open = len(lst.half_open)
             self.samples.append(
-                (when, mono, ident, lst.accept_queue, lst.backlog, lst.capacity, len(lst.half_open), lst.drops)
+                (when, mono, ident, lst.accept_queue, lst.backlog, lst.capacity, half_open, lst.drops)
             )
 
     def _add_listener(self, lst: Listener) -> int:
@@ -134,11 +135,13 @@ class Recorder:
         self.closed = True
         try:
             self.commit()
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            # Leaving WAL mode deletes the -wal and -shm files; it needs the only
-            # connection, so with a reader attached they stay until the last one closes.
+            # Leaving WAL mode checkpoints and deletes the -wal and -shm files; it needs
+            # the only connection, so with a reader attached they stay until the last
+            # one closes (and the checkpoint alone keeps the log short meanwhile).
             with contextlib.suppress(sqlite3.OperationalError):
-                self.db.execute("PRAGMA journal_mode = DELETE")
+                pragma(self.db, "wal_checkpoint(TRUNCATE)")
+            with contextlib.suppress(sqlite3.OperationalError):
+                pragma(self.db, "journal_mode = DELETE")
         finally:
             self.db.close()
 

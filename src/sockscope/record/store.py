@@ -9,10 +9,12 @@ read root's 0644 recording, and one on a read-only mount.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from sockscope.record.schema import (
@@ -54,12 +56,15 @@ def _prepare(path: Path, private: bool) -> None:
     flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO must not block
     try:
         fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
-        os.close(fd)
-        return
     except FileExistsError:
-        pass
+        _vet_existing(path, flags, private)
     except OSError as exc:
         raise RecordingError(f"{path}: cannot create the recording: {exc.strerror}") from None
+    else:
+        os.close(fd)
+
+
+def _vet_existing(path: Path, flags: int, private: bool) -> None:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
@@ -93,8 +98,8 @@ def open_for_append(path: Path, private: bool) -> sqlite3.Connection:
         raise RecordingError(f"{path}: cannot open the recording ({exc})") from None
     try:
         _upgrade(db, path)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
+        pragma(db, "journal_mode = WAL")
+        pragma(db, "synchronous = NORMAL")
     except sqlite3.Error as exc:
         db.close()
         raise RecordingError(f"{path}: cannot write the recording ({exc})") from None
@@ -110,13 +115,13 @@ def _upgrade(db: sqlite3.Connection, path: Path) -> None:
     except sqlite3.DatabaseError as exc:
         raise RecordingError(f"{path}: not a sockscope recording ({exc})") from None
     if app_id == 0 and not tables:
-        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        pragma(db, f"application_id = {APPLICATION_ID}")
         db.executescript(SCHEMA + SCHEMA_V2)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        pragma(db, f"user_version = {SCHEMA_VERSION}")
         return
     _check_header(path, app_id, version)
     try:
-        problems = [r[0] for r in db.execute("PRAGMA integrity_check(5)")]
+        problems = [r[0] for r in pragma(db, "integrity_check(5)")]
     except sqlite3.DatabaseError as exc:
         problems = [str(exc)]
     if problems != ["ok"]:
@@ -125,12 +130,22 @@ def _upgrade(db: sqlite3.Connection, path: Path) -> None:
         )
     if version < SCHEMA_VERSION:
         db.executescript(SCHEMA_V2)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        pragma(db, f"user_version = {SCHEMA_VERSION}")
+
+
+def pragma(db: sqlite3.Connection, text: str) -> list[Any]:
+    """Run one PRAGMA and reset its statement: one left pending (journal_mode's, even
+    after its row was read) keeps a lock that makes a later checkpoint fail."""
+    cur = db.cursor()
+    try:
+        return cur.execute(f"PRAGMA {text}").fetchall()
+    finally:
+        cur.close()
 
 
 def _header(db: sqlite3.Connection) -> tuple[int, int, set[str]]:
-    app_id = db.execute("PRAGMA application_id").fetchone()[0]
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    app_id = pragma(db, "application_id")[0][0]
+    version = pragma(db, "user_version")[0][0]
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     return app_id, version, tables
 
@@ -175,12 +190,9 @@ def open_for_reading(path: str | Path) -> Opened:
     warnings: list[str] = []
     wal = Path(f"{path}-wal")
     try:
-        if not wal.exists():
-            # No write-ahead log: nothing is being written, and everything is in the
-            # file itself. Read it as immutable, so no -shm file is left beside it.
-            db = _open_ro(f"{uri}?immutable=1")
-        else:
-            db = _open_wal(uri, wal, warnings)
+        # Without a write-ahead log nothing is being written and everything is in the
+        # file itself: read it as immutable, so no -shm file is left beside it.
+        db = _open_wal(uri, wal, warnings) if wal.exists() else _open_ro(f"{uri}?immutable=1")
     except sqlite3.DatabaseError as exc:
         raise RecordingError(f"{path}: not a sockscope recording ({exc})") from None
     try:
@@ -197,15 +209,17 @@ def open_for_reading(path: str | Path) -> Opened:
 
 def _open_wal(uri: str, wal: Path, warnings: list[str]) -> sqlite3.Connection:
     """A recording being written, or left with its log by a watcher that was killed."""
-    try:
-        return _open_ro(f"{uri}?mode=ro")
-    except sqlite3.OperationalError:
-        # Its -shm cannot be opened or created (another user's, a read-only mount):
-        # read the main file alone, and say what that leaves out.
-        db = _open_ro(f"{uri}?immutable=1")
-        if wal.stat().st_size > 0:
-            warnings.append(f"{wal} could not be read; its last uncheckpointed events are not shown")
-        return db
+    shm = Path(str(wal)[: -len("-wal")] + "-shm")
+    if shm.exists() or os.access(wal.parent, os.W_OK):
+        with contextlib.suppress(sqlite3.OperationalError):
+            return _open_ro(f"{uri}?mode=ro")
+    # Its -shm can be neither opened nor created (another user's file, a read-only
+    # mount), and SQLite then reads the main file alone without a word. Say what that
+    # leaves out.
+    db = _open_ro(f"{uri}?immutable=1")
+    if wal.stat().st_size > 0:
+        warnings.append(f"{wal} could not be read; its last uncheckpointed events are not shown")
+    return db
 
 
 def _open_ro(uri: str) -> sqlite3.Connection:
