@@ -194,7 +194,7 @@ def read_events(path: str | Path, warnings: list[str] | None = None) -> Iterator
     try:
         cur = rec.db.execute(SELECT_SQL)
         for row in cur:
-            yield _event(dict(zip(COLUMNS, row, strict=True)))
+            yield event_from_row(dict(zip(COLUMNS, row, strict=True)))
     except sqlite3.DatabaseError as exc:
         raise RecordingError(f"{path}: damaged recording ({exc})") from None
     finally:
@@ -216,7 +216,8 @@ def _addr(text: str | None) -> IPAddress | None:
     return None if text is None else ip_address(text)
 
 
-def _event(r: dict[str, Any]) -> Event:
+def event_from_row(r: dict[str, Any]) -> Event:
+    """The event a row (a dict keyed by ``COLUMNS``) holds."""
     try:
         info = None
         if r["bytes_received"] is not None or r["rtt_us"] is not None:
