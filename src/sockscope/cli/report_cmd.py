@@ -50,9 +50,16 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="a recording (sockscope watch --record FILE)")
-    p.add_argument("filter", nargs="*", metavar="FILTER", help="filter expression (see 'sockscope help filters')")
     p.add_argument(
-        "-F", "--filter", dest="filter_expr", metavar="EXPR", action="append", help="filter expression; may repeat"
+        "filter", nargs="*", metavar="FILTER", help="filter expression (see 'sockscope help filters')"
+    )
+    p.add_argument(
+        "-F",
+        "--filter",
+        dest="filter_expr",
+        metavar="EXPR",
+        action="append",
+        help="filter expression; may repeat",
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write the HTML page to FILE")
     p.add_argument("--pdf", metavar="FILE", help="print the page to a PDF with a headless Chromium")

@@ -32,7 +32,12 @@ RESET_STATES = ("ESTABLISHED", "SYN_SENT", "SYN_RECV", "NEW_SYN_RECV", "CLOSE_WA
 BINS_PER_DECADE = 5
 #: Most time buckets a plot gets; longer recordings get wider buckets.
 MAX_BUCKETS = 1500
-NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+#: Bucket widths, in seconds; a short recording gets sub-second buckets (at least MIN_BUCKETS).
+NICE_WIDTHS = (
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400,
+)  # fmt: skip
+MIN_BUCKETS = 20
 TOP = 20
 
 
@@ -73,7 +78,7 @@ class RecordingData(NamedTuple):
     kinds: list[tuple[str, int]]
     sources: list[str]
     lost: int  # events the kernel could not deliver, whatever the filter
-    width: int  # seconds per time bucket
+    width: float  # seconds per time bucket
     io: list[tuple[int, int, int, int]]  # bucket, opened, closed, reset
     listeners: list[ListenerRow]
     queues: list[QueueBucket]
@@ -156,11 +161,14 @@ def read_recording(
         rec.close()
 
 
-def bucket_width(first: float | None, last: float | None) -> int:
-    """Seconds per bucket: one, unless that would make more than MAX_BUCKETS."""
+def bucket_width(first: float | None, last: float | None) -> float:
+    """Seconds per time bucket: one, or less for a recording shorter than MIN_BUCKETS
+    seconds, or more when one would make more than MAX_BUCKETS."""
     span = 0.0 if first is None or last is None else last - first
+    if span <= 0:
+        return 1
     for width in NICE_WIDTHS:
-        if span / width <= MAX_BUCKETS:
+        if span / width <= MAX_BUCKETS and (width >= 1 or span / width >= MIN_BUCKETS):
             return width
     return math.ceil(span / MAX_BUCKETS)
 
@@ -211,7 +219,9 @@ def _listening_ports(db: sqlite3.Connection, version: int) -> None:
     db.execute("CREATE TEMP TABLE listening (port INTEGER PRIMARY KEY)")
     meta = db.execute("SELECT value FROM meta WHERE key = 'listening_ports'").fetchone()
     ports = {int(p) for p in (meta[0] if meta else "").split(",") if p.strip().isdigit()}
-    ports.update(r[0] for r in db.execute("SELECT DISTINCT local_port FROM main.events WHERE event = 'listen'"))
+    ports.update(
+        r[0] for r in db.execute("SELECT DISTINCT local_port FROM main.events WHERE event = 'listen'")
+    )
     if version >= 2:
         ports.update(r[0] for r in db.execute("SELECT DISTINCT local_port FROM main.listeners"))
     db.executemany("INSERT OR IGNORE INTO temp.listening VALUES (?)", [(p,) for p in ports if p is not None])
@@ -223,11 +233,11 @@ def _listening_ports(db: sqlite3.Connection, version: int) -> None:
     )
 
 
-def _io(db: sqlite3.Connection, width: int) -> list[tuple[int, int, int, int]]:
+def _io(db: sqlite3.Connection, width: float) -> list[tuple[int, int, int, int]]:
     resets = ", ".join(f"'{s}'" for s in RESET_STATES)
     return db.execute(
-        "SELECT CAST(time / ? AS INTEGER) AS b, sum(event = 'opened'), sum(event = 'closed'), "
-        f"sum(event = 'closed' AND state IN ({resets})) FROM ev "  # noqa: S608 - constants only
+        "SELECT CAST(time / ? AS INTEGER) AS b, sum(event = 'opened'), sum(event = 'closed'), "  # noqa: S608
+        f"sum(event = 'closed' AND state IN ({resets})) FROM ev "  # constants only
         "WHERE event IN ('opened', 'closed') GROUP BY b ORDER BY b",
         (width,),
     ).fetchall()
@@ -240,7 +250,9 @@ def _log_bins(db: sqlite3.Connection, column: str, where: str) -> list[tuple[int
     ).fetchall()
 
 
-def _duration_stats(db: sqlite3.Connection) -> tuple[int, float | None, float | None, float | None, float | None]:
+def _duration_stats(
+    db: sqlite3.Connection,
+) -> tuple[int, float | None, float | None, float | None, float | None]:
     """Closed connections with a duration: count, median, 90th and 99th percentile, max."""
     n = db.execute("SELECT count(*) FROM ev WHERE event = 'closed' AND duration IS NOT NULL").fetchone()[0]
     if not n:
@@ -262,7 +274,7 @@ def _conversations(
 ) -> list[tuple[str, int, int, int, int, float | None, float | None, float | None]]:
     # The median as `stats` takes it: the middle value, the upper one of an even count.
     return db.execute(
-        "WITH top AS (SELECT peer, port, count(*) AS n, coalesce(sum(bytes_sent), 0) AS sent, "
+        "WITH top AS (SELECT peer, port, count(*) AS n, coalesce(sum(bytes_sent), 0) AS sent, "  # noqa: S608
         "coalesce(sum(bytes_received), 0) AS recv, avg(duration) AS mean, max(duration) AS longest "
         f"FROM closed GROUP BY peer, port ORDER BY n DESC, peer, port LIMIT {TOP}), "
         "ranked AS (SELECT c.peer, c.port, c.duration, row_number() OVER "
@@ -277,9 +289,9 @@ def _conversations(
 
 def _processes(db: sqlite3.Connection) -> list[tuple[str, int | None, int, int, int, int, int]]:
     return db.execute(
-        "SELECT process, pid, count(*), sum(event = 'opened'), sum(event = 'closed'), "
+        "SELECT process, pid, count(*), sum(event = 'opened'), sum(event = 'closed'), "  # noqa: S608
         "coalesce(sum(bytes_sent), 0), coalesce(sum(bytes_received), 0) FROM ev "
-        f"WHERE process IS NOT NULL GROUP BY process, pid ORDER BY 3 DESC, 1 LIMIT {TOP}"  # noqa: S608
+        f"WHERE process IS NOT NULL GROUP BY process, pid ORDER BY 3 DESC, 1 LIMIT {TOP}"
     ).fetchall()
 
 
@@ -295,7 +307,7 @@ def _connections(
 
 
 def _queues(
-    db: sqlite3.Connection, version: int, width: int, matches: Matches | None
+    db: sqlite3.Connection, version: int, width: float, matches: Matches | None
 ) -> tuple[list[ListenerRow], list[QueueBucket], int]:
     if version < 2:
         return [], [], 0

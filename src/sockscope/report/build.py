@@ -11,7 +11,18 @@ from pathlib import PurePath
 
 from sockscope.model.streams import Key, Stream
 from sockscope.record.aggregate import BINS_PER_DECADE, RESET_STATES, ListenerRow, QueueBucket, RecordingData
-from sockscope.report.model import Column, Histogram, Kind, Line, Marks, Report, Section, Table, TimePlot
+from sockscope.report.model import (
+    Column,
+    Histogram,
+    Kind,
+    Line,
+    Marks,
+    Plot,
+    Report,
+    Section,
+    Table,
+    TimePlot,
+)
 from sockscope.report.sections import (
     capture_section,
     conversation_section,
@@ -133,7 +144,7 @@ def _title_filter(data: RecordingData) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-def _per(width: int) -> str:
+def _per(width: float) -> str:
     return "per second" if width == 1 else f"per second (mean over {format_seconds(width)})"
 
 
@@ -141,9 +152,11 @@ def io_section(data: RecordingData) -> Section:
     """Connections opened, closed and reset per time bucket."""
     w = data.width
     by = {b: (o, c, r) for b, o, c, r in data.io}
-    lo = min(by, default=int((data.first or 0) // w))
-    hi = max(by, default=lo)
-    xs = [float(b * w) for b in range(lo, hi + 2)]  # one more: the last step's end
+    # Every bucket of the recording's period, quiet ones as zeros, and one more at the
+    # end: where the last step ends.
+    lo = int((data.first or 0.0) // w)
+    hi = max(int((data.last or 0.0) // w), lo)
+    xs = [b * w for b in range(lo, hi + 2)]
     series = [[by.get(b, (0, 0, 0))[i] / w for b in range(lo, hi + 2)] for i in range(3)]
     plot = TimePlot(
         "io",
@@ -154,7 +167,7 @@ def io_section(data: RecordingData) -> Section:
             Line("closed", xs, series[1], 1),
             Line("reset", xs, series[2], 3),
         ],
-        xlim=(xs[0], xs[-1] + (w if len(xs) == 1 else 0)),
+        xlim=(xs[0], xs[-1]),
         integer=w == 1,
     )
     table = Table(
@@ -188,7 +201,7 @@ def queue_section(data: RecordingData) -> Section:
         by.setdefault(q.listener, []).append(q)
     names = {x.ident: x for x in data.listeners}
     ranked = sorted(by, key=lambda i: (-max(q.accept_queue / max(q.capacity, 1) for q in by[i]), i))
-    plots = [_queue_plot(names[i], by[i], data) for i in ranked[:MAX_QUEUE_PLOTS]]
+    plots: list[Plot] = [_queue_plot(names[i], by[i], data) for i in ranked[:MAX_QUEUE_PLOTS]]
     rows = [_queue_row(names[i], by[i]) for i in ranked]
     table = Table(
         "listeners",
@@ -202,7 +215,8 @@ def queue_section(data: RecordingData) -> Section:
             Column("Drops", Kind.COUNT),
         ),
         rows,
-        note=f"Peaks over {format_seconds(data.width)} buckets. Capacity: backlog + 1, what the queue admits.",
+        note=(f"Peaks over {format_seconds(data.width)}. " if data.width > 1 else "")
+        + "Capacity: backlog + 1, what the queue admits.",
     )
     intro = (
         "Accepted by TCP, not yet by the application: the accept queue at each poll, "
@@ -214,7 +228,7 @@ def queue_section(data: RecordingData) -> Section:
 def listener_name(x: ListenerRow) -> str:
     """``127.0.0.1:2323``, ``[::1]:80``, ``*:22``."""
     addr = x.address or "*"
-    if addr in ("0.0.0.0", "::"):
+    if addr in ("0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding it
         addr = "*"
     elif ":" in addr:
         addr = f"[{addr}]"
@@ -258,7 +272,7 @@ def _queue_plot(x: ListenerRow, rows: list[QueueBucket], data: RecordingData) ->
     return TimePlot(
         f"queue-{x.ident}",
         f"Accept queue of {listener_name(x)} ({_process(x)})",
-        "connections (peak per poll)" if w == 1 else f"connections (peak over {format_seconds(w)})",
+        "connections (at each poll)" if w <= 1 else f"connections (peak over {format_seconds(w)})",
         [
             Line("accept queue", xs, [float(q.accept_queue) for q in rows], 0),
             Line("capacity (backlog + 1)", xs, [float(q.capacity) for q in rows], 1, dashed=True),
@@ -271,11 +285,11 @@ def _queue_plot(x: ListenerRow, rows: list[QueueBucket], data: RecordingData) ->
 def duration_section(data: RecordingData) -> Section:
     """How long connections lived and their round-trip times, on log scales."""
     n, median, p90, p99, longest = data.duration_stats
-    plots = [
-        _histogram("durations", "Connection durations", "duration of a closed connection", data.durations, 1.0),
+    hists = [
+        _histogram("durations", "Connection durations", "duration of a closed connection", data.durations, 1),
         _histogram("rtt", "Round-trip times", "smoothed RTT at close", data.rtts, 1e-6),
     ]
-    plots = [p for p in plots if p.counts]
+    plots: list[Plot] = [p for p in hists if p.counts]
     table = Table(
         "durations",
         "Durations of closed connections",

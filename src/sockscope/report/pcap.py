@@ -20,5 +20,5 @@ def read_streams(path: str | Path) -> dict[Key, list[Stream]]:
         if Path(path).stat().st_size == 0:
             raise CaptureError("an empty file")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            segments = (s for s in map(parse_segment, parse_capture(mapped)) if s is not None)
+            segments = (s for s in map(parse_segment, parse_capture(memoryview(mapped))) if s is not None)
             return build_streams(segments)

@@ -73,5 +73,7 @@ def print_pdf(html: bytes, exe: str) -> bytes:
         done = run_chromium(exe, ["--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri()])
         if not pdf.exists() or pdf.stat().st_size == 0:
             last = done.stderr.decode(errors="replace").strip().splitlines()
-            raise ChromiumError(f"Chromium printed no PDF (exit {done.returncode}: {last[-1] if last else ''})")
+            raise ChromiumError(
+                f"Chromium printed no PDF (exit {done.returncode}: {last[-1] if last else ''})"
+            )
         return pdf.read_bytes()

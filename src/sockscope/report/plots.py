@@ -9,6 +9,7 @@ so one SVG reads on a light page and on a dark one.
 from __future__ import annotations
 
 import io
+import math
 import re
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
@@ -94,7 +95,7 @@ def _svg_text(fig: Figure) -> str:
     from matplotlib.backends.backend_svg import FigureCanvasSVG  # noqa: PLC0415
 
     out = io.StringIO()
-    FigureCanvasSVG(fig).print_svg(out, metadata={"Date": None, "Creator": None})
+    FigureCanvasSVG(fig).print_svg(out, metadata={"Date": None, "Creator": None})  # type: ignore[no-untyped-call]
     return out.getvalue()
 
 
@@ -114,9 +115,14 @@ def _time_plot(ax: Axes, plot: TimePlot, tz: tzinfo) -> None:
             ax.plot(xs, marks.ys, "v", color=PALETTE[marks.color], markersize=7, label=marks.label)
     if plot.xlim is not None and plot.xlim[1] > plot.xlim[0]:
         ax.set_xlim(plot.xlim[0] / 86400.0, plot.xlim[1] / 86400.0)
-    locator = dates.AutoDateLocator(tz=tz, minticks=3, maxticks=9)
+    locator = dates.AutoDateLocator(tz=tz, minticks=3, maxticks=9)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(dates.DateFormatter("%H:%M:%S", tz=tz))
+    # Times of day; the date, and seconds' fractions under a second, as concise labels.
+    concise = dates.ConciseDateFormatter(locator, tz=tz, show_offset=True)  # type: ignore[no-untyped-call]
+    concise.formats = ["%Y", "%b", "%d", "%H:%M", "%H:%M:%S", "%H:%M:%S.%f"]
+    concise.zero_formats = ["", "%Y", "%b", "%b-%d", "%H:%M", "%H:%M:%S"]
+    concise.offset_formats = ["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"]
+    ax.xaxis.set_major_formatter(concise)
     first = plot.lines[0].xs[0] if plot.lines and plot.lines[0].xs else 0.0
     ax.set_xlabel(f"time of day ({utc_offset(first, tz)})")
     ax.set_ylabel(plot.ylabel)
@@ -132,6 +138,9 @@ def _histogram(ax: Axes, plot: Histogram) -> None:
 
     ax.stairs(plot.counts, plot.edges, fill=True, color=PALETTE[0], alpha=0.85)
     ax.set_xscale("log")
+    decades = math.log10(plot.edges[-1] / plot.edges[0]) if plot.edges else 0.0
+    subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)  # labels that never overlap
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
     ax.xaxis.set_major_formatter(ticker.EngFormatter(unit=plot.unit, sep=" "))
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sockscope.model.streams import Key, Stream, conn_key, match_stream
 from sockscope.record.aggregate import RecordingData
-from sockscope.report.model import Bars, Column, Kind, Section, Table
+from sockscope.report.model import Bars, Column, Kind, Plot, Section, Table
 
 #: Captured connections listed (the busiest); the CSV has them all.
 MAX_CAPTURE_ROWS = 50
@@ -35,7 +35,7 @@ def conversation_section(data: RecordingData) -> Section:
         (Column("Port"), Column("Conns", Kind.COUNT)),
         [tuple(r) for r in data.ports],
     )
-    plots = []
+    plots: list[Plot] = []
     if data.ports:
         plots.append(
             Bars(
@@ -117,7 +117,9 @@ def capture_section(data: RecordingData, streams: dict[Key, list[Stream]], captu
         stream = match_stream(streams.get(conn_key(la, lp, ra, rp), []), closed_at, duration)
         if stream is not None and id(stream) not in recorded:
             recorded[id(stream)] = (f"{process}/{pid}" if process else "-", duration)
-    every = sorted((s for group in streams.values() for s in group), key=lambda s: (-s.packets, s.first_frame))
+    every = sorted(
+        (s for group in streams.values() for s in group), key=lambda s: (-s.packets, s.first_frame)
+    )
     rows = [_capture_row(s, recorded.get(id(s))) for s in every]
     table = Table(
         "capture",

@@ -13,11 +13,9 @@ def format_si(value: float, unit: str, digits: int = 3) -> str:
     if value == 0 or not math.isfinite(value):
         return f"{value:g} {unit}"
     size = abs(value)
-    for scale, prefix in PREFIXES:
-        if size >= scale * 0.9995:
-            break
+    scale, prefix = next(((s, p) for s, p in PREFIXES if size >= s * 0.9995), PREFIXES[-1])
     scaled = value / scale
-    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(scaled)))))
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(scaled))))
     text = f"{scaled:.{decimals}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")

@@ -131,7 +131,7 @@ def _interface(body: memoryview, end: str) -> tuple[int, float]:
             break
         if code == IF_TSRESOL and size >= 1:
             value = body[pos + 4]
-            resolution = 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0 ** -value
+            resolution = 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0**-value
         pos += 4 + (size + 3) // 4 * 4
     return linktype, resolution
 
