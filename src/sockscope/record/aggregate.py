@@ -163,12 +163,16 @@ def read_recording(
 
 def bucket_width(first: float | None, last: float | None) -> float:
     """Seconds per time bucket: one, or less for a recording shorter than MIN_BUCKETS
-    seconds, or more when one would make more than MAX_BUCKETS."""
+    seconds (so it still has that many), or more when one would make more than
+    MAX_BUCKETS."""
     span = 0.0 if first is None or last is None else last - first
     if span <= 0:
         return 1
+    if span < MIN_BUCKETS:
+        short = [w for w in NICE_WIDTHS if w < 1 and span / w >= MIN_BUCKETS]
+        return max(short, default=NICE_WIDTHS[0])
     for width in NICE_WIDTHS:
-        if span / width <= MAX_BUCKETS and (width >= 1 or span / width >= MIN_BUCKETS):
+        if width >= 1 and span / width <= MAX_BUCKETS:
             return width
     return math.ceil(span / MAX_BUCKETS)
 

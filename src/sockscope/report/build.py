@@ -78,7 +78,7 @@ def _period(data: RecordingData) -> tuple[float | None, float | None]:
 
 
 def _queue_end(data: RecordingData) -> float | None:
-    return (max(q.bucket for q in data.queues) + 1) * data.width if data.queues else None
+    return max(q.bucket for q in data.queues) * data.width if data.queues else None
 
 
 def _float(text: str | None) -> float | None:
