@@ -33,6 +33,12 @@ class RecordingError(Exception):
     """The file is not a sockscope recording, or one this version cannot read or write."""
 
 
+def unreadable(path: Path, exc: sqlite3.DatabaseError) -> RecordingError:
+    """The error for a file SQLite could not read: foreign, or a recording damaged."""
+    what = "damaged recording" if "malformed" in str(exc) else "not a sockscope recording"
+    return RecordingError(f"{path}: {what} ({exc})")
+
+
 def privileged() -> bool:
     """Whether what is recorded may hold what only root could see."""
     return os.geteuid() == 0
@@ -113,7 +119,7 @@ def _upgrade(db: sqlite3.Connection, path: Path) -> None:
     try:
         app_id, version, tables = _header(db)
     except sqlite3.DatabaseError as exc:
-        raise RecordingError(f"{path}: not a sockscope recording ({exc})") from None
+        raise unreadable(path, exc) from None
     if app_id == 0 and not tables:
         pragma(db, f"application_id = {APPLICATION_ID}")
         db.executescript(SCHEMA + SCHEMA_V2)
@@ -194,13 +200,13 @@ def open_for_reading(path: str | Path) -> Opened:
         # file itself: read it as immutable, so no -shm file is left beside it.
         db = _open_wal(uri, wal, warnings) if wal.exists() else _open_ro(f"{uri}?immutable=1")
     except sqlite3.DatabaseError as exc:
-        raise RecordingError(f"{path}: not a sockscope recording ({exc})") from None
+        raise unreadable(path, exc) from None
     try:
         app_id, version, _ = _header(db)
         _check_header(path, app_id, version)
     except sqlite3.DatabaseError as exc:
         db.close()
-        raise RecordingError(f"{path}: not a sockscope recording ({exc})") from None
+        raise unreadable(path, exc) from None
     except RecordingError:
         db.close()
         raise

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import os
 from pathlib import Path
 
 from sockscope.model.streams import Key, Stream, build_streams
@@ -17,8 +19,15 @@ def read_streams(path: str | Path) -> dict[Key, list[Stream]]:
         OSError: it cannot be opened.
     """
     with Path(path).open("rb") as f:
-        if Path(path).stat().st_size == 0:
+        if os.fstat(f.fileno()).st_size == 0:
             raise CaptureError("an empty file")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            segments = (s for s in map(parse_segment, parse_capture(memoryview(mapped))) if s is not None)
-            return build_streams(segments)
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        view = memoryview(mapped)
+        try:
+            return build_streams(s for s in map(parse_segment, parse_capture(view)) if s is not None)
+        finally:
+            # After an error the decoder's frames (in the traceback) still hold views of
+            # the mapping; it is then unmapped when they are freed.
+            with contextlib.suppress(BufferError):
+                view.release()
+                mapped.close()

@@ -70,7 +70,16 @@ def print_pdf(html: bytes, exe: str) -> bytes:
         page = Path(tmp, "report.html")
         page.write_bytes(html)
         pdf = Path(tmp, "report.pdf")
-        done = run_chromium(exe, ["--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri()])
+        done = run_chromium(
+            exe,
+            # The outline: the page's headings as the PDF's bookmarks.
+            [
+                "--no-pdf-header-footer",
+                "--generate-pdf-document-outline",
+                f"--print-to-pdf={pdf}",
+                page.as_uri(),
+            ],
+        )
         if not pdf.exists() or pdf.stat().st_size == 0:
             last = done.stderr.decode(errors="replace").strip().splitlines()
             raise ChromiumError(

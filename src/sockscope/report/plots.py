@@ -163,13 +163,14 @@ def _bars(ax: Axes, plot: Bars) -> None:
 
 
 _PROLOG = re.compile(r"^.*?(?=<svg)", re.DOTALL)
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 _ID = re.compile(r'(\bid="|url\(#|xlink:href="#|href="#)([^")]+)')
 _COLOUR = re.compile("|".join(re.escape(c) for c in CSS_COLOURS))
 
 
 def _inline(svg: str, plot: Plot) -> str:
     """The SVG without its XML prolog, ids made unique, colours made CSS, labelled."""
-    svg = _PROLOG.sub("", svg, count=1)
+    svg = _METADATA.sub("", _PROLOG.sub("", svg, count=1), count=1)
     svg = _ID.sub(lambda m: f"{m.group(1)}{plot.name}-{m.group(2)}", svg)
     svg = _COLOUR.sub(lambda m: CSS_COLOURS[m.group(0)], svg)
     label = plot.title.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
