@@ -88,7 +88,7 @@ def test_a_port_filter_run_in_the_kernel_misses_nothing(netns: str, source: str)
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the bpf source needs root")
 def test_closes_only_are_asked_of_the_kernel_and_all_come(netns: str) -> None:
-    events, err, load_pid = run_with_load(netns, "--source", "bpf,destroy,poll", "event == closed")
+    events, _, load_pid = run_with_load(netns, "--source", "bpf,destroy,poll", "event == closed")
     assert {e["event"] for e in events} == {"closed"}
     assert ends(events, "closed") == {"client": N, "server": N}
     assert all(e["pid"] == load_pid for e in events if PORT in (e["local_port"], e["remote_port"]))

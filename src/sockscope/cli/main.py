@@ -24,6 +24,7 @@ commands:
   watch     connections opening, changing state and closing, as they happen
   replay    print a recording made with watch --record
   stats     summarise a recording: conversations, ports, rates
+  report    a recording as one HTML page of plots (PDF, CSV)
   demo      the primer live: a telnet server, clients, a guided tour
   help      help topics: 'sockscope help filters'
 
@@ -32,7 +33,7 @@ examples:
   sockscope -tanp                  same flags without the subcommand
 """
 
-SUBCOMMANDS = ("list", "queues", "watch", "top", "replay", "stats", "demo", "help")
+SUBCOMMANDS = ("list", "queues", "watch", "top", "replay", "stats", "report", "demo", "help")
 
 
 def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
@@ -66,6 +67,10 @@ def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
         from sockscope.cli import recording_cmd  # noqa: PLC0415 - lazy, see above
 
         recording_cmd.add_parsers(sub)
+    if only in (None, "report"):
+        from sockscope.cli import report_cmd  # noqa: PLC0415 - lazy, see above
+
+        report_cmd.add_parser(sub)
     if only in (None, "demo"):
         from sockscope.cli import demo_cmd  # noqa: PLC0415 - lazy, see above
 

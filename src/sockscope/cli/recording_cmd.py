@@ -72,8 +72,9 @@ def run_replay(args: argparse.Namespace, env: Env) -> int:
             raise UsageError(exc.render()) from None
     nt = Notation(bsd=args.bsd)
     lines: list[str] = []  # written a thousand at a time, however stdout is buffered
+    warnings: list[str] = []
     try:
-        for ev in read_events(args.file):
+        for ev in read_events(args.file, warnings):
             if matches is not None and ev.kind is not EventKind.LOST and not matches(EventView(ev)):  # type: ignore[arg-type]
                 continue
             lines.append(render_event_json(ev) if args.jsonl else render_event_line(ev, nt))
@@ -85,6 +86,8 @@ def run_replay(args: argparse.Namespace, env: Env) -> int:
     finally:
         if lines:
             env.stdout.write("\n".join(lines) + "\n")
+    for w in warnings:
+        env.warn(w)
     return 0
 
 
@@ -94,10 +97,13 @@ def run_stats(args: argparse.Namespace, env: Env) -> int:
     from sockscope.record.sqlite import RecordingError, read_events, read_meta  # noqa: PLC0415
     from sockscope.render.stats import render_stats  # noqa: PLC0415
 
+    warnings: list[str] = []
     try:
         listening = {int(p) for p in read_meta(args.file).get("listening_ports", "").split(",") if p}
-        st = summarize(read_events(args.file), listening)
-    except RecordingError as exc:
+        st = summarize(read_events(args.file, warnings), listening)
+    except (RecordingError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    for w in warnings:
+        env.warn(w)
     env.stdout.write("\n".join(render_stats(st)) + "\n")
     return 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sockscope.cli import units
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options
-from sockscope.cli.query import build_selection
+from sockscope.cli.query import build_selection, filter_text
 from sockscope.cli.status import ExitStatus
 from sockscope.model.event import Event, EventKind, EventView
 from sockscope.model.states import ALL_STATES, TcpState
@@ -150,14 +150,14 @@ def run(args: argparse.Namespace, env: Env) -> int:
     """Stream events until a stop condition or Ctrl-C, then print a summary."""
     from sockscope.watch import Watcher, WatchSourceError  # noqa: PLC0415 - heavier imports, watch only
 
-    if args.max_size is not None and not args.record:
+    if args.max_size is not None and args.record is None:
         raise UsageError("--max-size needs --record FILE")
     sources = _sources(args.source)
     selection = build_selection(args, processes=True, states=ALL_STATES)
     flt = selection.predicate
     matches: Callable[[EventView], bool] | None = getattr(flt, "matches", None)
     kinds = event_kinds(args.events, flt)
-    recorder = _open_recorder(args) if args.record else None
+    recorder = _open_recorder(args) if args.record is not None else None
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     watcher: Watcher | None = None
     shown = Shown()
@@ -173,6 +173,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
             # accepted connections (service port local) from outgoing ones.
             ports = sorted({e.local_port for e in watcher.table.values() if e.state is TcpState.LISTEN})
             recorder.set_meta("listening_ports", ",".join(map(str, ports)))
+            recorder.set_meta("sources", ",".join(watcher.stats.sources))
         for w in watcher.warnings:
             env.warn(w)
         in_kernel = watcher.stats.port_filtered
@@ -225,6 +226,7 @@ def _open_recorder(args: argparse.Namespace) -> Recorder:
                 "netns": args.netns or "",
                 "started": str(time.time()),
                 "tool": "sockscope 0.1.0",
+                "filter": filter_text(args),
             },
         )
     except RecordingError as exc:
@@ -287,6 +289,11 @@ def _stream(
     until = None if args.duration is None else time.monotonic() + args.duration
     out = env.stdout
     render = render_event_json if args.jsonl else partial(render_event_line, nt=nt)
+    sampler = None
+    if recorder is not None:  # every listener's queue at each poll (recording format 2)
+        from sockscope.cli.queue_sampler import QueueSampler, read_somaxconn  # noqa: PLC0415
+
+        sampler = QueueSampler(recorder, read_somaxconn(args.netns))
 
     def full() -> bool:
         return recorder is not None and args.max_size is not None and recorder.size() >= args.max_size
@@ -305,6 +312,8 @@ def _stream(
 
     def idle() -> None:  # before the watcher waits again
         write_out()
+        if sampler is not None:
+            sampler.sample(watcher)
         if recorder is not None:
             recorder.tick()
             if full():

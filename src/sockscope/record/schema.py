@@ -1,4 +1,4 @@
-"""The recording format (version 1), documented in the README.
+"""The recording format (version 2), documented in the README.
 
 One SQLite file in WAL mode. ``PRAGMA application_id`` marks it as a sockscope
 recording and ``PRAGMA user_version`` holds the schema version, so a foreign or newer
@@ -6,7 +6,9 @@ file is refused with a clear message instead of being misread.
 """
 
 APPLICATION_ID = 0x736F636B  # "sock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The oldest format this version still reads (and upgrades when appending to it).
+OLDEST_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -43,6 +45,34 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 """
+
+# Version 2: every listener's queue at each poll. A listener is named once (address,
+# port, family and its socket cookie, which tells a listener from its successor on the
+# same port), and each poll adds one small row per listener.
+SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS listeners (
+    id             INTEGER PRIMARY KEY,
+    family         INTEGER NOT NULL,
+    local_address  TEXT,
+    local_port     INTEGER NOT NULL,
+    cookie         INTEGER,
+    pid            INTEGER,
+    process        TEXT
+);
+CREATE TABLE IF NOT EXISTS queue_samples (
+    time           REAL NOT NULL,     -- seconds since the epoch, when the poll was read
+    mono           REAL NOT NULL,
+    listener       INTEGER NOT NULL REFERENCES listeners (id),
+    accept_queue   INTEGER NOT NULL,  -- accepted by TCP, not yet by the application
+    backlog        INTEGER NOT NULL,  -- effective: min(listen() backlog, somaxconn)
+    capacity       INTEGER NOT NULL,  -- what the queue admits: backlog + 1
+    half_open      INTEGER NOT NULL,  -- SYN_RECV request sockets
+    drops          INTEGER            -- the listener's sk_drops counter, when known
+);
+"""
+
+QUEUE_COLUMNS = ("time", "mono", "listener", "accept_queue", "backlog", "capacity", "half_open", "drops")
+LISTENER_COLUMNS = ("family", "local_address", "local_port", "cookie", "pid", "process")
 
 COLUMNS = (
     "time",

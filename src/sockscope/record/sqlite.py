@@ -10,15 +10,19 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
 from sockscope.model.endpoint import Endpoint, IPAddress, Owner, TcpInfo
 from sockscope.model.event import Event, EventKind, Source
+from sockscope.model.listener import Listener
 from sockscope.model.states import Proto, TcpState
-from sockscope.record.schema import APPLICATION_ID, COLUMNS, SCHEMA, SCHEMA_VERSION
+from sockscope.record.schema import COLUMNS, LISTENER_COLUMNS, QUEUE_COLUMNS
+from sockscope.record.store import RecordingError, open_for_append, open_for_reading, pragma, privileged
+
+__all__ = ["Recorder", "RecordingError", "read_events", "read_meta"]
 
 COMMIT_EVERY_S = 1.0
 # Built from the fixed column list of the schema, never from input.
@@ -27,50 +31,37 @@ INSERT_SQL = (
     f"VALUES ({', '.join('?' * len(COLUMNS))})"
 )
 SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM events ORDER BY id"  # noqa: S608
-
-
-class RecordingError(Exception):
-    """The file is not a sockscope recording, or one this version cannot read."""
-
-
-def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    if not create and not path.exists():
-        raise RecordingError(f"{path}: no such recording")
-    try:
-        db = sqlite3.connect(str(path), isolation_level=None)
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as exc:
-        raise RecordingError(f"{path}: not a sockscope recording ({exc})") from None
-    if app_id == 0 and not tables and create:
-        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.executescript(SCHEMA)
-    elif app_id != APPLICATION_ID:
-        raise RecordingError(f"{path}: not a sockscope recording (a foreign SQLite database)")
-    elif version > SCHEMA_VERSION:
-        raise RecordingError(
-            f"{path}: recording format {version} is newer than this "
-            f"sockscope reads ({SCHEMA_VERSION}); upgrade sockscope"
-        )
-    return db
+QUEUE_SQL = (
+    f"INSERT INTO queue_samples ({', '.join(QUEUE_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(QUEUE_COLUMNS))})"
+)
 
 
 class Recorder:
-    """Appends events to a recording; ``close`` commits what is left."""
+    """Appends events (and listeners' queue samples) to a recording.
 
-    def __init__(self, path: str | Path, meta: dict[str, str] | None = None) -> None:
+    ``close`` commits what is left, checkpoints, and leaves the file in rollback-journal
+    mode, so no ``-wal``/``-shm`` file stays behind and a reader on a read-only mount
+    needs none.
+    """
+
+    def __init__(
+        self, path: str | Path, meta: dict[str, str] | None = None, *, private: bool | None = None
+    ) -> None:
+        if not str(path):  # Path("") would be the current directory
+            raise RecordingError("the recording needs a file name (--record '' names none)")
         self.path = Path(path)
-        self.db = _connect(self.path, create=True)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.private = privileged() if private is None else private
+        self.db = open_for_append(self.path, self.private)
         for key, value in (meta or {}).items():
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         self.batch: list[tuple[object, ...]] = []
+        self.samples: list[tuple[object, ...]] = []
+        self.listener_ids: dict[tuple[object, ...], int] = {}
         self.last_commit = time.monotonic()
         self.written = 0
         self.sql = INSERT_SQL
+        self.closed = False
 
     def set_meta(self, key: str, value: str) -> None:
         """Store one header value."""
@@ -82,19 +73,51 @@ class Recorder:
         if time.monotonic() - self.last_commit >= COMMIT_EVERY_S:
             self.commit()
 
+    def write_queues(self, when: float, mono: float, listeners: Iterable[Listener]) -> None:
+        """Queue one poll's sample of every listener's queue."""
+        for lst in listeners:
+            ep = lst.endpoint
+            key = (ep.family, ep.local_address, ep.local_port, ep.cookie)
+            ident = self.listener_ids.get(key)
+            if ident is None:
+                ident = self._add_listener(lst)
+                self.listener_ids[key] = ident
+            half_open = len(lst.half_open)
+            self.samples.append(
+                (when, mono, ident, lst.accept_queue, lst.backlog, lst.capacity, half_open, lst.drops)
+            )
+
+    def _add_listener(self, lst: Listener) -> int:
+        ep = lst.endpoint
+        owner = ep.owners[0] if ep.owners else None
+        cur = self.db.execute(
+            f"INSERT INTO listeners ({', '.join(LISTENER_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+            (
+                ep.family,
+                None if ep.local_address is None else str(ep.local_address),
+                ep.local_port,
+                ep.cookie,
+                owner.pid if owner else None,
+                owner.name if owner else None,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
     def tick(self) -> None:
         """Commit if the batch is due, even when no new event arrives."""
-        if self.batch and time.monotonic() - self.last_commit >= COMMIT_EVERY_S:
+        if (self.batch or self.samples) and time.monotonic() - self.last_commit >= COMMIT_EVERY_S:
             self.commit()
 
     def commit(self) -> None:
         """Write the batch in one transaction."""
-        if self.batch:
+        if self.batch or self.samples:
             self.db.execute("BEGIN")
             self.db.executemany(self.sql, self.batch)
+            self.db.executemany(QUEUE_SQL, self.samples)
             self.db.execute("COMMIT")
             self.written += len(self.batch)
             self.batch.clear()
+            self.samples.clear()
         self.last_commit = time.monotonic()
 
     def size(self) -> int:
@@ -106,10 +129,21 @@ class Recorder:
         return total
 
     def close(self) -> None:
-        """Commit and close."""
-        self.commit()
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.db.close()
+        """Commit, fold the write-ahead log into the file and remove it; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.commit()
+            # Leaving WAL mode checkpoints and deletes the -wal and -shm files; it needs
+            # the only connection, so with a reader attached they stay until the last
+            # one closes (and the checkpoint alone keeps the log short meanwhile).
+            with contextlib.suppress(sqlite3.OperationalError):
+                pragma(self.db, "wal_checkpoint(TRUNCATE)")
+            with contextlib.suppress(sqlite3.OperationalError):
+                pragma(self.db, "journal_mode = DELETE")
+        finally:
+            self.db.close()
 
 
 def event_row(ev: Event) -> tuple[object, ...]:
@@ -146,37 +180,44 @@ def event_row(ev: Event) -> tuple[object, ...]:
     )
 
 
-def read_events(path: str | Path) -> Iterator[Event]:
-    """Every recorded event, in recording order.
+def read_events(path: str | Path, warnings: list[str] | None = None) -> Iterator[Event]:
+    """Every recorded event, in recording order; the file is opened read-only.
+
+    ``warnings`` collects what the user should be told (an unreadable write-ahead log).
 
     Raises:
         RecordingError: a missing, damaged, foreign or too-new file.
     """
-    db = _connect(Path(path), create=False)
+    rec = open_for_reading(path)
+    if warnings is not None:
+        warnings.extend(rec.warnings)
     try:
-        cur = db.execute(SELECT_SQL)
+        cur = rec.db.execute(SELECT_SQL)
         for row in cur:
-            yield _event(dict(zip(COLUMNS, row, strict=True)))
+            yield event_from_row(dict(zip(COLUMNS, row, strict=True)))
     except sqlite3.DatabaseError as exc:
         raise RecordingError(f"{path}: damaged recording ({exc})") from None
     finally:
-        db.close()
+        rec.close()
 
 
 def read_meta(path: str | Path) -> dict[str, str]:
-    """The recording's header (host, kernel, started...)."""
-    db = _connect(Path(path), create=False)
+    """The recording's header (host, kernel, started...), read-only."""
+    rec = open_for_reading(path)
     try:
-        return dict(db.execute("SELECT key, value FROM meta").fetchall())
+        return dict(rec.db.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise RecordingError(f"{path}: damaged recording ({exc})") from None
     finally:
-        db.close()
+        rec.close()
 
 
 def _addr(text: str | None) -> IPAddress | None:
     return None if text is None else ip_address(text)
 
 
-def _event(r: dict[str, Any]) -> Event:
+def event_from_row(r: dict[str, Any]) -> Event:
+    """The event a row (a dict keyed by ``COLUMNS``) holds."""
     try:
         info = None
         if r["bytes_received"] is not None or r["rtt_us"] is not None:

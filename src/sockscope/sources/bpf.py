@@ -129,7 +129,7 @@ class BpfSource:
     """The loaded, self-tested, attached program and its ring buffer.
 
     ``netns_inode``: the namespace whose sockets are recorded (0: every one).
-    ``ports``: (local?, lo, hi) spans as ``Filter.pushdown().ports`` gives them; records
+    ``ports``: (local?, lo, hi) spans as ``query.pushdown.pushdown(flt).ports`` gives them; records
     of other ports stay in the kernel (``port_filtered`` says whether they could).
     ``want_open``/``want_state``: also write OPEN and STATE records.
     Raises ``BpfUnavailableError`` with a one-line reason.

@@ -1,0 +1,1 @@
+"""``sockscope report``: a recording as one self-contained page of plots and tables."""
