@@ -22,6 +22,7 @@ commands:
   top       a live table of connections, TCPView-like (default on a terminal)
   queues    every listener's accept queue: waiting, backlog, half-open, drops
   watch     connections opening, changing state and closing, as they happen
+  capture   packets in pcapng for Wireshark, each labelled with its process
   replay    print a recording made with watch --record
   stats     summarise a recording: conversations, ports, rates
   demo      the primer live: a telnet server, clients, a guided tour
@@ -32,7 +33,7 @@ examples:
   sockscope -tanp                  same flags without the subcommand
 """
 
-SUBCOMMANDS = ("list", "queues", "watch", "top", "replay", "stats", "demo", "help")
+SUBCOMMANDS = ("list", "queues", "watch", "capture", "top", "replay", "stats", "demo", "help")
 
 
 def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
@@ -58,6 +59,10 @@ def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
         from sockscope.cli import watch_cmd  # noqa: PLC0415 - lazy, see above
 
         watch_cmd.add_parser(sub)
+    if only in (None, "capture"):
+        from sockscope.cli import capture_cmd  # noqa: PLC0415 - lazy, see above
+
+        capture_cmd.add_parser(sub)
     if only in (None, "top"):
         from sockscope.cli import top_cmd  # noqa: PLC0415 - lazy, see above
 

@@ -129,7 +129,7 @@ class PacketRing:
             self.sock = _open_socket()
             try:
                 self._setup(program, buffer_bytes)
-                self.names = {i: n for i, n in socket.if_nameindex()}
+                self.names = dict(socket.if_nameindex())
             except BaseException:
                 self.sock.close()
                 raise
@@ -151,7 +151,9 @@ class PacketRing:
             sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
         except OSError as exc:
             raise CaptureError(f"could not set up the capture ring: {os.strerror(exc.errno or 0)}") from None
-        self.map = mmap.mmap(sock.fileno(), block * self.blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.map = mmap.mmap(
+            sock.fileno(), block * self.blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+        )
         self.view = memoryview(self.map)
         if loopback:
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
@@ -221,3 +223,15 @@ class PacketRing:
         self.view.release()
         self.map.close()
         self.sock.close()
+
+
+def namespace_identity(netns: str | None) -> tuple[int, str]:
+    """``(inode, path)`` of the namespace captured, as ptcpdump writes them in an
+    interface's comment (the inode is what ``ip netns identify`` and ``lsns`` show)."""
+    from sockscope.sources.netns import resolve_netns  # noqa: PLC0415
+
+    path = str(resolve_netns(netns)) if netns else "/proc/self/ns/net"
+    try:
+        return os.stat(path).st_ino, path
+    except OSError:
+        return 0, path

@@ -178,9 +178,11 @@ class _Asm:
             )
         out = []
         for pc, (code, jt, jf, k, k_label) in enumerate(self.code):
-            if k_label:
-                k = self.where[k] - pc - 1
-            out.append(SOCK_FILTER.pack(code, self._offset(pc, jt), self._offset(pc, jf), k))
+            out.append(
+                SOCK_FILTER.pack(
+                    code, self._offset(pc, jt), self._offset(pc, jf), self.where[k] - pc - 1 if k_label else k
+                )
+            )
         return b"".join(out)
 
     def _offset(self, pc: int, target: Label | None) -> int:

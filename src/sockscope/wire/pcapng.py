@@ -220,9 +220,14 @@ def build_process_comments(
     third when known; each ``Key: value`` on its own line, so ``frame.comment contains``
     and ``contrib/wireshark/sockscope.lua`` find them.
     """
+    name, args, user, container = (_one_line(v) for v in (name, args, user, container))
     out = [f"PID: {pid}\nCmd: {name}\nArgs: {args or name}"]
     if uid is not None:
         out.append(f"UserId: {uid}\nUserName: {user or uid}")
     if container:
         out.append(f"ContainerId: {container}")
     return out
+
+
+def _one_line(text: str) -> str:
+    return "".join(" " if ch < " " or ch == "\x7f" else ch for ch in text)

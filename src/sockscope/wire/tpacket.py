@@ -10,6 +10,7 @@ went, then (at ``tp_mac``) its bytes from the link-layer header on.
 from __future__ import annotations
 
 import struct
+
 from sockscope._namedtuple import NamedTuple
 
 TPACKET_V3 = 2
@@ -96,7 +97,9 @@ def parse_block(ring: bytes | memoryview, start: int, count: int, first: int) ->
     return frames
 
 
-def _with_vlan_tag(data: bytes, length: int, l3: int, tci: int, tpid: int, status: int) -> tuple[bytes, int, int]:
+def _with_vlan_tag(
+    data: bytes, length: int, l3: int, tci: int, tpid: int, status: int
+) -> tuple[bytes, int, int]:
     # The kernel strips the 802.1Q tag into tp_vlan_tci; libpcap puts it back where it
     # was, after the two MAC addresses, and so do we.
     tag = _VLAN_TAG.pack(tpid if status & TP_STATUS_VLAN_TPID_VALID else ETH_P_8021Q, tci)
@@ -158,4 +161,3 @@ _DIRECTION = {
 def linktype_for(hatype: int) -> int:
     """The pcapng link type of ``Frame.data`` for a device type: Ethernet, or raw IP."""
     return 1 if hatype in ETHERNET_LIKE else 101
-

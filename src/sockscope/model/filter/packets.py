@@ -104,7 +104,7 @@ def _atom(atom: Cmp | Member) -> tuple[Kernel, bool]:
         numbers = frozenset(_PROTO_NUMBERS[v] for v in values if isinstance(v, str) and v in _PROTO_NUMBERS)
         return (PktProto(numbers) if numbers else False), True
     if atom.field == "family" and values is not None:
-        versions = frozenset(v for v in values if v in (4, 6))
+        versions = frozenset(v for v in values if isinstance(v, int) and v in (4, 6))
         return (PktFamily(versions) if versions else False), True
     return True, False
 
