@@ -223,7 +223,7 @@ class Session:
                 # A listener standing in for a child it has not handed out yet: the
                 # child's own addresses, with the listener's processes.
                 if any(
-                    matcher(e) for e in _both_ends(flow, ep.owners, ep.uid) if e.local_port == ep.local_port
+                    matcher(e) for e in flow_endpoints(flow, ep.owners, ep.uid) if e.local_port == ep.local_port
                 ):
                     return True
                 continue
@@ -233,7 +233,7 @@ class Session:
                 return True
         if entries or flow is None:
             return False
-        return any(matcher(e) for e in _both_ends(flow, (), None))
+        return any(matcher(e) for e in flow_endpoints(flow, (), None))
 
     def statistics_blocks(self) -> list[bytes]:
         """Interface Statistics Blocks for the file being closed (see ``capture.stats``)."""
@@ -242,7 +242,7 @@ class Session:
         return statistics_blocks(self)
 
 
-def _both_ends(flow: Flow, owners: tuple[Owner, ...], uid: int | None) -> tuple[Endpoint, Endpoint]:
+def flow_endpoints(flow: Flow, owners: tuple[Owner, ...], uid: int | None) -> tuple[Endpoint, Endpoint]:
     """A packet with no socket seen from its source, then from its destination."""
     proto_num, src, sport, dst, dport = flow
     proto = Proto.TCP if proto_num == 6 else Proto.UDP

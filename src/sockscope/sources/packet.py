@@ -200,9 +200,10 @@ class PacketRing:
         """``(packets, drops, freezes)`` since the start: packets the filter accepted
         (dropped ones included), packets dropped because the ring was full, and how
         often it filled up. The kernel resets its counters on each read; we sum them."""
-        raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS_V3.size)
-        for i, value in enumerate(TPACKET_STATS_V3.unpack(raw)):
-            self._totals[i] += value
+        if self.sock.fileno() >= 0:  # once closed, the totals read before closing
+            raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS_V3.size)
+            for i, value in enumerate(TPACKET_STATS_V3.unpack(raw)):
+                self._totals[i] += value
         packets, drops, freezes = self._totals
         return packets, drops, freezes
 
@@ -219,6 +220,7 @@ class PacketRing:
         """Release the ring and the socket; safe to call twice."""
         if self.sock.fileno() < 0:
             return
+        self.statistics()
         self._poll.unregister(self.sock.fileno())
         self.view.release()
         self.map.close()
