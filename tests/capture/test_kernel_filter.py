@@ -75,7 +75,9 @@ def test_the_kernel_keeps_what_the_interpreter_keeps(
     expr = parts[0] if len(parts) == 1 else PktAnd(tuple(parts))  # type: ignore[arg-type]
     any_iface = interface is None
     program = build_packet_filter(expr, SNAP, skip_loopback_outgoing=any_iface)
-    everything = PacketRing(build_packet_filter(True, SNAP, skip_loopback_outgoing=any_iface), interface, netns)
+    everything = PacketRing(
+        build_packet_filter(True, SNAP, skip_loopback_outgoing=any_iface), interface, netns
+    )
     filtered = PacketRing(program, interface, netns)
     try:
         _traffic(netns)
@@ -94,7 +96,9 @@ def test_the_kernel_keeps_what_the_interpreter_keeps(
 @needs_root
 def test_each_loopback_packet_appears_once(netns: str) -> None:
     for interface in ("lo", None):
-        ring = PacketRing(build_packet_filter(True, SNAP, skip_loopback_outgoing=interface is None), interface, netns)
+        ring = PacketRing(
+            build_packet_filter(True, SNAP, skip_loopback_outgoing=interface is None), interface, netns
+        )
         try:
             _traffic(netns)
             frames = ring.drain()

@@ -34,7 +34,9 @@ V6 = ["::1", "2001:db8::5", "2001:db8:1::9", "fe80::1"]
 PORTS = [22, 80, 443, 1023, 1024, 8080, 40000, 65535]
 
 
-def _packet(version: int, proto: int, src: str, dst: str, sport: int, dport: int, flags: int = 0x10) -> Packet:
+def _packet(
+    version: int, proto: int, src: str, dst: str, sport: int, dport: int, flags: int = 0x10
+) -> Packet:
     build = ipv4_packet if version == 4 else ipv6_packet
     data = build(ip_address(src).packed, ip_address(dst).packed, proto, sport, dport, flags)
     return Packet(data, 14, 0x0800 if version == 4 else 0x86DD)
@@ -69,7 +71,9 @@ atoms = st.one_of(
 
 def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.one_of(
-        st.tuples(children, st.sampled_from(["and", "or"]), children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(children, st.sampled_from(["and", "or"]), children).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
         children.map(lambda c: f"not ({c})"),
     )
 
@@ -107,7 +111,10 @@ def test_what_is_exact_and_what_is_tested_per_packet() -> None:
     # The kernel still narrows what it can: lport becomes "either port" there.
     narrowed = compute_packet_pushdown(parse_filter("lport == 80 and process ~ nginx").root)
     assert run_classic_bpf(build_packet_filter(narrowed.kernel, SNAP), _packet(4, 6, V4[0], V4[1], 1, 2)) == 0
-    assert run_classic_bpf(build_packet_filter(narrowed.kernel, SNAP), _packet(4, 6, V4[0], V4[1], 1, 80)) == SNAP
+    assert (
+        run_classic_bpf(build_packet_filter(narrowed.kernel, SNAP), _packet(4, 6, V4[0], V4[1], 1, 80))
+        == SNAP
+    )
 
 
 def test_packets_without_ports_match_addresses_but_no_ports() -> None:
@@ -131,7 +138,14 @@ def test_later_fragments_have_no_ports() -> None:
 def test_handshakes_keep_syn_fin_rst_only_and_headers_only() -> None:
     program = build_packet_filter(build_handshakes(), 134)
     for version, src, dst in ((4, V4[0], V4[1]), (6, V6[1], V6[2])):
-        for flags, kept in ((0x02, True), (0x12, True), (0x11, True), (0x04, True), (0x10, False), (0x18, False)):
+        for flags, kept in (
+            (0x02, True),
+            (0x12, True),
+            (0x11, True),
+            (0x04, True),
+            (0x10, False),
+            (0x18, False),
+        ):
             pkt = _packet(version, 6, src, dst, 1234, 80, flags)
             assert run_classic_bpf(program, pkt) == (134 if kept else 0), (version, hex(flags))
         assert run_classic_bpf(program, _packet(version, 17, src, dst, 1234, 80, 0x02)) == 0  # UDP
@@ -157,7 +171,9 @@ def test_a_libpcap_program_runs_after_ours_and_keeps_the_snap_length() -> None:
     # "ip": ldh [12]; jeq #0x800 jt 0 jf 1; ret #262144; ret #0 (tcpdump -dd, DLT_EN10MB)
     ether = bytes.fromhex("28000000 0c000000 15000001 00080000 06000000 00000400 06000000 00000000")
     # the same for raw IP: ldb [0]; and #0xf0; jeq #0x40 jt 0 jf 1; ret #262144; ret #0
-    raw = bytes.fromhex("30000000 00000000 54000000 f0000000 15000001 40000000 06000000 00000400 06000000 00000000")
+    raw = bytes.fromhex(
+        "30000000 00000000 54000000 f0000000 15000001 40000000 06000000 00000400 06000000 00000000"
+    )
     tail = build_dispatch(ether, raw, 200)
     program = build_packet_filter(build_handshakes(), 200, tail=tail)
     syn4 = _packet(4, 6, V4[0], V4[1], 1, 2, 0x02)

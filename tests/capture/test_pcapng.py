@@ -22,17 +22,25 @@ def _file(tmp_path: Path) -> Path:
     syn = ipv4_packet(bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), 6, 40000, 80, 0x02)
     data = (
         p.build_section_header("sockscope test", "Linux 6.18", "x86_64")
-        + p.build_interface_description(p.LINKTYPE_ETHERNET, 262144, "lo", "port == 80", comment="netns: blue")
+        + p.build_interface_description(
+            p.LINKTYPE_ETHERNET, 262144, "lo", "port == 80", comment="netns: blue"
+        )
         + p.build_enhanced_packet(
             0,
             T0,
             syn,
             len(syn),
             p.build_flags_option(p.EPB_OUTBOUND)
-            + b"".join(map(p.build_comment, p.build_process_comments(1234, "nginx", "nginx: worker", 33, "www-data"))),
+            + b"".join(
+                map(p.build_comment, p.build_process_comments(1234, "nginx", "nginx: worker", 33, "www-data"))
+            ),
         )
-        + p.build_enhanced_packet(0, T0 + 1_000_000_001, syn[:34], len(syn), p.build_flags_option(p.EPB_INBOUND))
-        + p.build_interface_statistics(0, T0 + 2_000_000_000, start=T0, end=T0 + 2, received=3, os_dropped=1, delivered=2)
+        + p.build_enhanced_packet(
+            0, T0 + 1_000_000_001, syn[:34], len(syn), p.build_flags_option(p.EPB_INBOUND)
+        )
+        + p.build_interface_statistics(
+            0, T0 + 2_000_000_000, start=T0, end=T0 + 2, received=3, os_dropped=1, delivered=2
+        )
     )
     path = tmp_path / "t.pcapng"
     path.write_bytes(data)
@@ -61,7 +69,9 @@ def test_tshark_reads_packets_comments_directions_and_times(tmp_path: Path) -> N
 
 @needs_tshark
 def test_capinfos_reads_the_interface_and_its_statistics(tmp_path: Path) -> None:
-    out = subprocess.run(["capinfos", str(_file(tmp_path))], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["capinfos", str(_file(tmp_path))], capture_output=True, text=True, check=True
+    ).stdout
     for line in (
         "Name = lo",
         "Filter string = port == 80",

@@ -117,9 +117,11 @@ class LabelIndex:
         if blob is None:
             parts = []
             for pid, name in procs:
-                args, container = self.info.describe(pid, name)
-                user = self.info.user(uid) if uid is not None else ""
-                parts += build_process_comments(pid, name, args, uid, user, container)
+                args, container, proc_uid = self.info.describe(pid, name)
+                # The process's user, as ptcpdump writes it; the socket's when it is gone.
+                who = proc_uid if proc_uid is not None else uid
+                user = self.info.user(who) if who is not None else ""
+                parts += build_process_comments(pid, name, args, who, user, container)
             blob = self._blobs[cache_key] = b"".join(map(build_comment, parts))
         return blob
 

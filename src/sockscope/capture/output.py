@@ -53,6 +53,8 @@ def _create(path: str, force: bool) -> int:
                 return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         return os.open(path, flags, 0o600)
     except FileExistsError:
+        if os.path.islink(path):  # O_EXCL refuses a symbolic link even to nothing
+            raise OutputError(f"cannot write {path}: it is a symbolic link") from None
         raise OutputError(f"{path} exists; not overwritten without --force") from None
     except OSError as exc:
         # O_NOFOLLOW makes a symbolic link fail with ELOOP.
@@ -115,11 +117,12 @@ class PcapngOutput:
         return len(self.idbs) - 1
 
     def fits(self, size: int, limit: int) -> bool:
-        """Whether a block of ``size`` bytes keeps the current file within ``limit``."""
+        """Whether ``size`` more bytes keep the current file within ``limit``."""
         return self._file_bytes + size <= limit
 
     def due_rotation(self, size: int, now: float) -> bool:
-        """Whether the next block (``size`` bytes) belongs in a new file."""
+        """Whether ``size`` more bytes (the next block and the closing ones) belong in a
+        new file."""
         rot = self.rotation
         if rot is None or not self._file_packets:
             return False

@@ -27,6 +27,8 @@ HOLD_BYTES = 64 << 20
 TICK = 0.1
 #: At the end, packets still waiting for their process wait at most this much more.
 FINAL_WAIT = 0.5
+#: The statistics blocks grow as their counts gain digits: this much room is kept.
+STATS_SLACK = 128
 #: Stop reasons after which nothing more is written.
 FULL = frozenset({"packets", "filesize", "files"})
 
@@ -84,6 +86,7 @@ class Session:
         self.held_bytes = 0
         self._ifaces: dict[int, int] = {}
         self._flags: dict[tuple[int, int], bytes] = {}
+        self._reserve = 0  # bytes the closing statistics blocks take
         self.started = time.monotonic()
         self.started_ns = time.time_ns()
 
@@ -186,10 +189,11 @@ class Session:
 
     def _write(self, block: bytes, iface: int) -> None:
         limits, out, counts = self.limits, self.out, self.counts
-        if limits.filesize is not None and not out.fits(len(block), limits.filesize):
+        size = len(block) + self._reserve  # room for the statistics that close the file
+        if limits.filesize is not None and not out.fits(size, limits.filesize):
             self.stop_reason = "filesize"
             return
-        if out.due_rotation(len(block), time.monotonic()):
+        if out.due_rotation(size, time.monotonic()):
             if limits.files is not None and len(out.files) >= limits.files:
                 self.stop_reason = "files"
                 return
@@ -212,6 +216,8 @@ class Session:
         )
         iface = self._ifaces[frame.ifindex] = self.out.add_interface(idb)
         self.counts.per_interface.append(0)
+        if self.limits.filesize is not None or self.out.rotation is not None:
+            self._reserve = sum(map(len, self.statistics_blocks())) + STATS_SLACK
         return iface
 
     def _matches(self, entries: list[Entry], flow: Flow | None) -> bool:
@@ -223,7 +229,9 @@ class Session:
                 # A listener standing in for a child it has not handed out yet: the
                 # child's own addresses, with the listener's processes.
                 if any(
-                    matcher(e) for e in flow_endpoints(flow, ep.owners, ep.uid) if e.local_port == ep.local_port
+                    matcher(e)
+                    for e in flow_endpoints(flow, ep.owners, ep.uid)
+                    if e.local_port == ep.local_port
                 ):
                     return True
                 continue

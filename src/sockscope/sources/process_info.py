@@ -23,16 +23,23 @@ class ProcessInfo:
 
     def __init__(self, proc: Path = Path("/proc")) -> None:
         self.proc = proc
-        self._procs: dict[tuple[int, str], tuple[str, str]] = {}
+        self._procs: dict[tuple[int, str], tuple[str, str, int | None]] = {}
         self._users: dict[int, str] = {}
 
-    def describe(self, pid: int, name: str) -> tuple[str, str]:
-        """``(arguments, container id)`` of process ``pid`` called ``name``."""
+    def describe(self, pid: int, name: str) -> tuple[str, str, int | None]:
+        """``(arguments, container id, user id)`` of process ``pid`` called ``name``
+        (its effective user: the owner of ``/proc/PID``); None when it is gone."""
         key = (pid, name)
         got = self._procs.get(key)
         if got is None:
-            got = self._procs[key] = (self._args(pid), self._container(pid))
+            got = self._procs[key] = (self._args(pid), self._container(pid), self._uid(pid))
         return got
+
+    def _uid(self, pid: int) -> int | None:
+        try:
+            return (self.proc / str(pid)).stat().st_uid
+        except OSError:
+            return None
 
     def _args(self, pid: int) -> str:
         try:
