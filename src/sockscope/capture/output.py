@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FLUSH_EVERY = 0.25
-FLUSH_BYTES = 1 << 20
+FLUSH_BYTES = 4 << 20
+IOV_MAX = 1024  # writev's limit on pieces per call (sysconf(_SC_IOV_MAX) on Linux)
 
 
 class OutputError(Exception):
@@ -145,10 +146,16 @@ class PcapngOutput:
                 os.unlink(self.files[self.deleted])
             self.deleted += 1
 
-    def write_packet(self, block: bytes) -> None:
-        """Queue one Enhanced Packet Block."""
+    def write_packet(self, parts: tuple[bytes, bytes, bytes]) -> None:
+        """Queue one Enhanced Packet Block, in the pieces ``build_enhanced_packet_parts``
+        gives (written with ``writev``: a large packet is not copied into a block)."""
         self._file_packets += 1
-        self._queue(block)
+        size = len(parts[0]) + len(parts[1]) + len(parts[2])
+        self._pending.extend(parts)
+        self._pending_bytes += size
+        self._file_bytes += size
+        if self._pending_bytes >= FLUSH_BYTES:
+            self.flush()
 
     def _queue(self, block: bytes) -> None:
         self._pending.append(block)
@@ -167,14 +174,12 @@ class PcapngOutput:
         self._last_flush = time.monotonic()
         if not self._pending:
             return
-        data = memoryview(b"".join(self._pending))
-        self._pending.clear()
+        pieces = self._pending
+        self._pending = []
         self._pending_bytes = 0
         try:
-            while data:
-                data = data[os.write(self._fd, data) :]
+            _write_all(self._fd, pieces)
         except BrokenPipeError:
-            self._pending.clear()
             raise OutputClosedError(f"the reader of {self.path} went away") from None
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
@@ -195,3 +200,18 @@ class PcapngOutput:
         if self._fd > 2:
             os.close(self._fd)
         self._fd = -1
+
+
+def _write_all(fd: int, pieces: list[bytes]) -> None:
+    """Write ``pieces`` in order, whole, however many calls ``writev`` needs."""
+    at = 0
+    while at < len(pieces):
+        batch = pieces[at : at + IOV_MAX]
+        wrote = os.writev(fd, batch)
+        for piece in batch:
+            if wrote < len(piece):
+                if wrote:  # cut inside a piece: keep its rest for the next call
+                    pieces[at] = piece[wrote:]
+                break
+            wrote -= len(piece)
+            at += 1

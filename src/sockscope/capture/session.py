@@ -19,7 +19,7 @@ from sockscope.capture.output import PcapngOutput
 from sockscope.model.endpoint import Endpoint, IPAddress, Owner
 from sockscope.model.states import Proto, TcpState
 from sockscope.sources.packet import PacketRing
-from sockscope.wire.pcapng import build_enhanced_packet, build_flags_option, build_interface_description
+from sockscope.wire.pcapng import build_enhanced_packet_parts, build_flags_option, build_interface_description
 from sockscope.wire.tpacket import ARPHRD_LOOPBACK, Flow, Frame, linktype_for, packet_flags, parse_flow
 
 LABEL_WAIT = 1.5
@@ -182,14 +182,15 @@ class Session:
                 options += blobs
             elif flow is not None:
                 self.counts.unlabelled += 1
-        block = build_enhanced_packet(
+        parts = build_enhanced_packet_parts(
             iface, frame.sec * 1_000_000_000 + frame.nsec, frame.data, frame.length, options
         )
-        self._write(block, iface)
+        self._write(parts, iface)
 
-    def _write(self, block: bytes, iface: int) -> None:
+    def _write(self, parts: tuple[bytes, bytes, bytes], iface: int) -> None:
         limits, out, counts = self.limits, self.out, self.counts
-        size = len(block) + self._reserve  # room for the statistics that close the file
+        # Room for the block and for the statistics that close the file.
+        size = len(parts[0]) + len(parts[1]) + len(parts[2]) + self._reserve
         if limits.filesize is not None and not out.fits(size, limits.filesize):
             self.stop_reason = "filesize"
             return
@@ -198,7 +199,7 @@ class Session:
                 self.stop_reason = "files"
                 return
             out.rotate(self.statistics_blocks())
-        out.write_packet(block)
+        out.write_packet(parts)
         counts.written += 1
         counts.per_interface[iface] += 1
         if limits.packets is not None and counts.written >= limits.packets:
