@@ -265,6 +265,7 @@ def test_files_are_never_overwritten_or_followed_unless_asked(netns: str, tmp_pa
             sockscope_cmd("--netns", netns, "-w", str(path), "-a", "duration:1"),
             capture_output=True,
             text=True,
+            check=False,
         )
         assert done.returncode == 2
         assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
@@ -274,6 +275,7 @@ def test_files_are_never_overwritten_or_followed_unless_asked(netns: str, tmp_pa
         sockscope_cmd("--netns", netns, "-w", str(existing), "-a", "duration:0.5", "--force", "-q"),
         capture_output=True,
         text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert existing.read_bytes()[:4] == b"\n\r\r\n"

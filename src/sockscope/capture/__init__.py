@@ -20,6 +20,7 @@ from sockscope.capture.output import OutputClosedError, OutputError, PcapngOutpu
 from sockscope.capture.session import LABEL_WAIT, Limits, Session
 from sockscope.model.event import Event
 from sockscope.model.filter import Filter
+from sockscope.model.filter.ast import field_names
 from sockscope.model.filter.packets import compute_packet_pushdown
 from sockscope.model.states import ALL_STATES, Proto
 from sockscope.sources.packet import CaptureError, NoSuchInterfaceError, PacketRing, namespace_identity
@@ -278,6 +279,7 @@ def open_capture(opts: CaptureOptions) -> Capture:
                 until=opts.until.matches if opts.until is not None else None,  # type: ignore[arg-type]
                 interval=opts.interval,
                 sources=opts.sources,
+                states=per_packet and opts.filter is not None and "state" in field_names(opts.filter.root),
             )
         inode, path = namespace_identity(opts.netns)
         header = build_section_header(

@@ -22,6 +22,8 @@ STOP_TIMEOUT = 10.0
 
 _GONE = frozenset({EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOUND})
 _SKIP = frozenset({EventKind.DROPPED, EventKind.LOST})
+#: State changes are half a connection's events; a label does not change with them.
+_SKIP_STATES = _SKIP | {EventKind.STATE}
 
 
 class _StopError(Exception):
@@ -40,10 +42,12 @@ class LabelFeed:
         interval: float = 1.0,
         sources: Iterable[str] | None = None,
         on_until: Callable[[Event], None] | None = None,
+        states: bool = False,
     ) -> None:
         from sockscope.watch import Watcher  # noqa: PLC0415 - the engine is heavy
 
         self.index = index
+        self.skip = _SKIP if states else _SKIP_STATES  # states: a per-packet filter tests them
         self.until = until
         self.on_until = on_until
         self.matched: Event | None = None
@@ -82,11 +86,9 @@ class LabelFeed:
 
     def _apply(self, ev: Event) -> None:
         kind = ev.kind
-        if kind in _SKIP:
-            return
         if kind in _GONE:
             self.index.retire(ev.endpoint)
-        else:
+        elif kind not in self.skip:
             self.index.update(ev.endpoint, (ev.process,) if ev.process is not None else ())
         if self.until is not None and self.matched is None and self.until(EventView(ev)):
             self.matched = ev

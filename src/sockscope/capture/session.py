@@ -130,39 +130,47 @@ class Session:
     def take(self, frames: list[Frame], now: float) -> None:
         index = self.index
         held = self.held
+        none: list[Entry] = []
         for frame in frames:
             if self.stop_reason in FULL:
                 return
-            flow = parse_flow(frame.data, frame.l3) if index is not None else None
-            if held or (flow is not None and not self._ready(frame, flow)):
+            if index is None:
+                self.emit(frame, None, none)
+                continue
+            flow = parse_flow(frame.data, frame.l3)
+            if held:
                 held.append((frame, flow, now))
                 self.held_bytes += len(frame.data)
                 continue
-            self.emit(frame, flow)
+            entries, complete = self._sides(frame, flow)
+            if complete:
+                self.emit(frame, flow, entries)
+            else:
+                held.append((frame, flow, now))
+                self.held_bytes += len(frame.data)
 
-    def _ready(self, frame: Frame, flow: Flow) -> bool:
-        assert self.index is not None
-        return self.index.sides(flow, frame.pkttype, frame.hatype == ARPHRD_LOOPBACK)[1]
+    def _sides(self, frame: Frame, flow: Flow | None) -> tuple[list[Entry], bool]:
+        if flow is None or self.index is None:
+            return [], True
+        return self.index.sides(flow, frame.pkttype, frame.hatype == ARPHRD_LOOPBACK)
 
     def release(self, now: float, final: bool = False) -> None:
         """Write the waiting packets whose sockets are known, or whose wait is over."""
         held = self.held
         while held:
             frame, flow, since = held[0]
-            over = final or now - since >= LABEL_WAIT or self.held_bytes > HOLD_BYTES
-            if not over and flow is not None and not self._ready(frame, flow):
-                return
+            entries, complete = self._sides(frame, flow)
+            if not complete:
+                if not (final or now - since >= LABEL_WAIT or self.held_bytes > HOLD_BYTES):
+                    return
+                self.counts.late += 1
             held.popleft()
             self.held_bytes -= len(frame.data)
-            if flow is not None and not self._ready(frame, flow):
-                self.counts.late += 1
             if self.stop_reason not in FULL:
-                self.emit(frame, flow)
+                self.emit(frame, flow, entries)
 
-    def emit(self, frame: Frame, flow: Flow | None) -> None:
-        entries: list[Entry] = []
-        if flow is not None and self.index is not None:
-            entries = self.index.sides(flow, frame.pkttype, frame.hatype == ARPHRD_LOOPBACK)[0]
+    def emit(self, frame: Frame, flow: Flow | None, entries: list[Entry]) -> None:
+        """Write one packet, labelled with ``entries`` (the sockets it belongs to)."""
         if self.matcher is not None and not self._matches(entries, flow):
             self.counts.filtered += 1
             return

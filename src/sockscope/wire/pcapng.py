@@ -167,10 +167,7 @@ def build_enhanced_packet_parts(
     middle, so a writer can hand them to ``writev`` without copying a large packet
     once more. This is the hot path, called once per packet."""
     caplen = len(data)
-    if options:
-        tail = _PADS[caplen & 3] + options + _END
-    else:
-        tail = _PADS[caplen & 3]
+    tail = _PADS[caplen & 3] + options + _END if options else _PADS[caplen & 3]
     total = 32 + caplen + len(tail)
     head = _EPB_HEAD.pack(
         EPB_TYPE, total, interface_id, timestamp >> 32, timestamp & 0xFFFFFFFF, caplen, original_length
