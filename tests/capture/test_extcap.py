@@ -65,7 +65,10 @@ def test_wireshark_checks_a_capture_filter_in_either_language() -> None:
 
 
 def test_the_global_folder_is_read_from_tshark() -> None:
-    v40 = "Personal Plugins:\t/root/.local/lib/wireshark/plugins/4.0\nExtcap path: \t/usr/lib/wireshark/extcap\n"
+    v40 = (
+        "Personal Plugins:\t/root/.local/lib/wireshark/plugins/4.0\n"
+        + "Extcap path: \t/usr/lib/wireshark/extcap\n"
+    )
     v42 = (
         "Personal Extcap path:\t/home/a/.local/lib/wireshark/extcap\nGlobal Extcap path:\t/usr/lib/x/extcap\n"
     )
