@@ -279,3 +279,83 @@ def test_files_are_never_overwritten_or_followed_unless_asked(netns: str, tmp_pa
     )
     assert done.returncode == 0, done.stderr
     assert existing.read_bytes()[:4] == b"\n\r\r\n"
+
+
+@needs_capture
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_stops_cleanly_and_leaves_nothing_behind(netns: str, tmp_path: Path, sig: int) -> None:
+    out = tmp_path / "sig.pcapng"
+    load = Load(netns, "sigload", 5, 3030)
+    cap = start_capture("--netns", netns, "-w", str(out))
+    instance = Path(f"/sys/kernel/tracing/instances/sockscope-{cap.proc.pid}")
+    assert instance.exists()  # labels come from the watch engine, tracepoint included
+    load.go()
+    load.wait()
+    time.sleep(0.3)
+    status, err = cap.stop(sig)
+    assert status == 0, err
+    assert re.search(r"sockscope: \d+ packets written", err)
+    found, rest = blocks(out.read_bytes())
+    assert rest == 0 and found[-1].kind == 5  # ends with its statistics
+    assert count(out, "tcp.port == 3030") >= 5 * 8
+    assert not instance.exists()  # the watch engine's tracefs instance is gone
+
+
+@pytest.fixture
+def veth_peer(netns: str) -> Iterator[str]:
+    """A second namespace joined to ``netns`` by a veth pair: 10.99.0.1 here, .2 there."""
+    import uuid  # noqa: PLC0415
+
+    peer = f"sockscope-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", peer], check=True)
+    try:
+        run = ["ip", "-n", netns]
+        subprocess.run(
+            [*run, "link", "add", "vcap0", "type", "veth", "peer", "name", "vcap1", "netns", peer], check=True
+        )
+        subprocess.run([*run, "addr", "add", "10.99.0.1/24", "dev", "vcap0"], check=True)
+        subprocess.run([*run, "link", "set", "vcap0", "up"], check=True)
+        subprocess.run(["ip", "-n", peer, "addr", "add", "10.99.0.2/24", "dev", "vcap1"], check=True)
+        subprocess.run(["ip", "-n", peer, "link", "set", "vcap1", "up"], check=True)
+        yield peer
+    finally:
+        subprocess.run(["ip", "netns", "del", peer], check=False)
+
+
+@needs_capture
+def test_every_interface_with_directions_and_the_local_end_named(
+    netns: str, veth_peer: str, tmp_path: Path
+) -> None:
+    server = (
+        "import socket\n"
+        "l = socket.socket(); l.bind(('10.99.0.2', 3131)); l.listen(); print('up', flush=True)\n"
+        "a, _ = l.accept(); a.sendall(a.recv(5) * 2); a.close()\n"
+    )
+    client = (
+        "import os, socket, time\n"
+        "open('/proc/self/comm', 'w').write('vethcli')\n"
+        "c = socket.create_connection(('10.99.0.2', 3131)); c.sendall(b'hello'); c.recv(10); c.close()\n"
+        "time.sleep(0.5); print(os.getpid())\n"
+    )
+    out = tmp_path / "veth.pcapng"
+    srv = subprocess.Popen(
+        ["ip", "netns", "exec", veth_peer, "python3", "-c", server], stdout=subprocess.PIPE, text=True
+    )
+    assert srv.stdout is not None and srv.stdout.readline().strip() == "up"
+    cap = start_capture("--netns", netns, "-w", str(out), "tcp and port == 3131")
+    done = subprocess.run(
+        ["ip", "netns", "exec", netns, "python3", "-c", client], capture_output=True, text=True, check=True
+    )
+    srv.wait(timeout=10)
+    pid = int(done.stdout)
+    time.sleep(0.3)
+    status, err = cap.stop()
+    assert status == 0, err
+    info = subprocess.run(["capinfos", str(out)], capture_output=True, text=True, check=True).stdout
+    assert "Name = vcap0" in info
+    rows = tshark_fields(out, "ip.src", "frame.p2p_dir", "frame.comment", "frame.interface_name")
+    assert len(rows) >= 8
+    for src, direction, comment, iface in rows:
+        assert iface == "vcap0"
+        assert direction == ("0" if src == "10.99.0.1" else "1")  # sent, received
+        assert f"PID: {pid}\\nCmd: vethcli" in comment  # our end, whichever way it went

@@ -140,3 +140,16 @@ def test_tshark_lists_and_captures_through_it_with_the_labels(installed: str, tm
     assert len(rows) >= 5 * 8
     assert all(str(port) in r[0] for r in rows)
     assert all(f"PID: {pid}\\nCmd: extload" in r[1] for r in rows)
+
+
+def test_a_pcap_filter_in_wireshark_s_box_is_taken_too() -> None:
+    from sockscope.sources.pcap_compile import PcapMissingError, _load  # noqa: PLC0415
+
+    try:
+        _load()
+    except PcapMissingError:
+        pytest.skip("libpcap is not installed (scripts/test installs it with tshark)")
+    assert _run("--extcap-interface", "sockscope", "--extcap-capture-filter", "tcp port 80")[0] == 0
+    code, _, err = _run("--extcap-interface", "sockscope", "--extcap-capture-filter", "tcp port")
+    assert code == 2
+    assert err.startswith("sockscope: bad filter")  # neither language: sockscope's message
