@@ -255,6 +255,30 @@ class Capture:
         )
 
 
+def _label_feed(opts: CaptureOptions, per_packet: bool) -> LabelFeed | None:
+    """The watch engine, when labels, a per-packet filter or ``until`` need it."""
+    if not (opts.labels or per_packet or opts.until is not None):
+        return None
+    needs_processes = opts.labels or any(
+        f is not None and f.needs_processes for f in (opts.filter, opts.until)
+    )
+    return LabelFeed(
+        watcher_query(opts, opts.labels or per_packet, needs_processes),
+        LabelIndex(),
+        until=opts.until.matches if opts.until is not None else None,  # type: ignore[arg-type]  # an EventView
+        interval=opts.interval,
+        sources=opts.sources,
+        states=per_packet and opts.filter is not None and "state" in field_names(opts.filter.root),
+    )
+
+
+def _output(opts: CaptureOptions) -> PcapngOutput:
+    header = build_section_header(
+        f"sockscope {VERSION} capture", f"Linux {platform.release()}", platform.machine()
+    )
+    return PcapngOutput(opts.target, header, rotation=opts.rotation, force=opts.force)
+
+
 def open_capture(opts: CaptureOptions) -> Capture:
     """Set a capture up, in the order that leaves nothing behind when a step fails.
 
@@ -267,30 +291,13 @@ def open_capture(opts: CaptureOptions) -> Capture:
     ring = PacketRing(program, opts.interface, opts.netns, opts.buffer_bytes)
     feed: LabelFeed | None = None
     try:
-        index = None
-        if opts.labels or per_packet or opts.until is not None:
-            index = LabelIndex()
-            needs_processes = opts.labels or any(
-                f is not None and f.needs_processes for f in (opts.filter, opts.until)
-            )
-            feed = LabelFeed(
-                watcher_query(opts, opts.labels or per_packet, needs_processes),
-                index,
-                until=opts.until.matches if opts.until is not None else None,  # type: ignore[arg-type]
-                interval=opts.interval,
-                sources=opts.sources,
-                states=per_packet and opts.filter is not None and "state" in field_names(opts.filter.root),
-            )
+        feed = _label_feed(opts, per_packet)
         inode, path = namespace_identity(opts.netns)
-        header = build_section_header(
-            f"sockscope {VERSION} capture", f"Linux {platform.release()}", platform.machine()
-        )
-        out = PcapngOutput(opts.target, header, rotation=opts.rotation, force=opts.force)
         session = Session(
             ring,
-            out,
+            _output(opts),
             snaplen=opts.effective_snaplen,
-            index=index,
+            index=feed.index if feed is not None else None,
             labels=opts.labels,
             matcher=opts.filter.matches if per_packet and opts.filter is not None else None,
             limits=opts.limits,

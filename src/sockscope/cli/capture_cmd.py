@@ -78,6 +78,12 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no start line and no summary")
     p.add_argument("-F", "--filter", dest="filter_expr", metavar="EXPR", action="append", help="filter")
     p.add_argument("filter", nargs="*", metavar="FILTER", help="filter expression as trailing words")
+    _add_extcap_arguments(p)
+    p.set_defaults(run=run)
+
+
+def _add_extcap_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags Wireshark passes (hidden), and --install-extcap."""
     ext = p.add_argument_group("Wireshark extcap (Wireshark runs these)")
     ext.add_argument("--extcap-interfaces", action="store_true", help=argparse.SUPPRESS)
     ext.add_argument("--extcap-dlts", action="store_true", help=argparse.SUPPRESS)
@@ -94,7 +100,6 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     ext.add_argument(
         "--extcap-dir", metavar="DIR", help="where --install-extcap writes (default: tshark -G folders)"
     )
-    p.set_defaults(run=run)
 
 
 def _pairs(values: list[str], allowed: tuple[str, ...], flag: str) -> Iterator[tuple[str, str]]:
