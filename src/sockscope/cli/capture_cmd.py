@@ -30,8 +30,8 @@ open and close.
 
 The filter is sockscope's (see 'sockscope help filters'): protocols, ports and
 addresses are tested in the kernel by a BPF program; process, pid, user and state are
-tested per packet against the socket the packet belongs to. --bpf takes a tcpdump-style
-expression instead (compiled by libpcap when it is installed).
+tested per packet against the socket the packet belongs to. --bpf adds a tcpdump-style
+expression (compiled by libpcap when it is installed), and-ed with the filter.
 
 Stop and ring-buffer options are dumpcap's (-a, -b, -c; sizes in kB of 1000 bytes);
 --until stops on a socket event. At the end a summary gives the packets written, those
