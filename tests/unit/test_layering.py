@@ -10,7 +10,7 @@ import pytest
 
 PKG = Path(__file__).parents[2] / "src" / "sockscope"
 #: Pure layers, and the pure modules of layers that also orchestrate I/O.
-PURE = ["model", "wire", "render", "query/spec.py", "query/pushdown.py"]
+PURE = ["model", "wire", "render", "query/spec.py", "query/pushdown.py", "query/packets.py"]
 FORBIDDEN_CALLS = {
     "open",
     "socket",

@@ -22,6 +22,7 @@ commands:
   top       a live table of connections, TCPView-like (default on a terminal)
   queues    every listener's accept queue: waiting, backlog, half-open, drops
   watch     connections opening, changing state and closing, as they happen
+  capture   packets in pcapng for Wireshark, each labelled with its process
   replay    print a recording made with watch --record
   stats     summarise a recording: conversations, ports, rates
   report    a recording as one HTML page of plots (PDF, CSV)
@@ -33,7 +34,7 @@ examples:
   sockscope -tanp                  same flags without the subcommand
 """
 
-SUBCOMMANDS = ("list", "queues", "watch", "top", "replay", "stats", "report", "demo", "help")
+SUBCOMMANDS = ("list", "queues", "watch", "capture", "top", "replay", "stats", "report", "demo", "help")
 
 
 def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
@@ -59,6 +60,10 @@ def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
         from sockscope.cli import watch_cmd  # noqa: PLC0415 - lazy, see above
 
         watch_cmd.add_parser(sub)
+    if only in (None, "capture"):
+        from sockscope.cli import capture_cmd  # noqa: PLC0415 - lazy, see above
+
+        capture_cmd.add_parser(sub)
     if only in (None, "top"):
         from sockscope.cli import top_cmd  # noqa: PLC0415 - lazy, see above
 
