@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -141,12 +142,13 @@ def _ports(text: str) -> frozenset[int]:
     return frozenset(out)
 
 
-def _sources(text: str, namespaces: int) -> set[str] | None:
+def _sources(text: str, namespaces: int, trace: bool) -> set[str] | None:
     if text == "auto":
         # The tracepoint is host-wide: each namespace's engine would read every record of
-        # the host. With several namespaces the engines share the load of polls and
-        # destroy broadcasts only (see the README's measurements).
-        return None if namespaces == 1 else {"poll", "destroy"}
+        # the host, so with several namespaces the engines poll and follow the destroy
+        # broadcasts only (see the README's measurements). Without the privilege the
+        # engine is not asked for it at all: the start-up warning has said so already.
+        return None if namespaces == 1 and trace else {"poll", "destroy"}
     chosen = {s.strip() for s in text.split(",") if s.strip()}
     bad = chosen - {"poll", "destroy", "trace"}
     if bad or not chosen:
@@ -190,19 +192,15 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
 def _build_exporter(args: argparse.Namespace, env: Env) -> Exporter:
     from sockscope.exporter.collector import EventsConfig, Exporter  # noqa: PLC0415
-    from sockscope.exporter.privilege import can_enter_namespaces, privilege_warning  # noqa: PLC0415
+    from sockscope.exporter.privilege import can_trace, privilege_warning  # noqa: PLC0415
     from sockscope.exporter.scrape import Plan  # noqa: PLC0415
     from sockscope.exporter.targets import Targets  # noqa: PLC0415
     from sockscope.sources.privilege import read_effective_caps  # noqa: PLC0415
 
-    caps = read_effective_caps()
-    warning = privilege_warning(caps)
+    caps, euid = read_effective_caps(), os.geteuid()
+    warning = privilege_warning(caps, euid, bool(args.netns or args.all_netns))
     if warning:
         env.warn(warning)
-    if (args.netns or args.all_netns) and not can_enter_namespaces(caps):
-        env.warn(
-            "entering other network namespaces needs CAP_SYS_ADMIN: their scrapes will fail (sockscope_up 0)"
-        )
     scope = argparse.Namespace(**{**vars(args), "netns": None, "source": "netlink"})
     selection = build_selection(scope, states=ALL_STATES)
     query = selection.query
@@ -217,7 +215,9 @@ def _build_exporter(args: argparse.Namespace, env: Env) -> Exporter:
     )
     targets = Targets(args.netns, all_netns=args.all_netns)
     count = 2 if args.all_netns else max(1, len(args.netns))
-    events = EventsConfig(args.events, args.poll_interval, _sources(args.source, count))
+    events = EventsConfig(
+        args.events, args.poll_interval, _sources(args.source, count, can_trace(caps, euid))
+    )
     exporter = Exporter(plan, targets, events=events, max_series=args.max_series, warn=env.warn)
     exporter.reconcile()
     return exporter

@@ -12,11 +12,15 @@
 from __future__ import annotations
 
 from sockscope.sources.privilege import (
+    CAP_DAC_OVERRIDE,
     CAP_DAC_READ_SEARCH,
     CAP_NET_ADMIN,
     CAP_SYS_ADMIN,
     CAP_SYS_PTRACE,
 )
+
+#: What the contrib systemd unit and Kubernetes DaemonSet grant (tests check they agree).
+NEEDED_CAPS = ("CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH", "CAP_SYS_ADMIN", "CAP_NET_ADMIN")
 
 
 def _has(caps: int, *bits: int) -> bool:
@@ -28,15 +32,25 @@ def can_enter_namespaces(caps: int) -> bool:
     return _has(caps, CAP_SYS_ADMIN)
 
 
-def privilege_warning(caps: int) -> str | None:
-    """One line saying what is lost and what is still read; None with every capability."""
+def can_trace(caps: int, euid: int) -> bool:
+    """Whether the watch engine's tracepoint source will start (it checks for uid 0)."""
+    return euid == 0 and _has(caps, CAP_SYS_ADMIN)
+
+
+def privilege_warning(caps: int, euid: int, namespaces: bool) -> str | None:
+    """One line saying what is lost and what is still read; None with every privilege.
+
+    ``namespaces``: other namespaces were asked for (``--netns``, ``--all-netns``).
+    """
     lost = []
-    if not _has(caps, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH):
+    if not (_has(caps, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH) or _has(caps, CAP_SYS_PTRACE, CAP_DAC_OVERRIDE)):
         lost.append("other users' listeners show no process label")
-    if not _has(caps, CAP_SYS_ADMIN):
+    if namespaces and not can_enter_namespaces(caps):
+        lost.append("other namespaces cannot be entered (their sockscope_up is 0)")
+    if not can_trace(caps, euid):
         lost.append(
-            "no tracepoint source (connections shorter than a poll are not timed and resets are not "
-            "exported) and no other namespaces"
+            "no tracepoint source (it needs uid 0): connections shorter than a poll are not timed "
+            "and resets are not counted"
         )
     if not _has(caps, CAP_NET_ADMIN):
         lost.append("a smaller destroy-broadcast buffer (bursts may lose events, counted)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 # include/uapi/linux/capability.h
+CAP_DAC_OVERRIDE = 1
 CAP_DAC_READ_SEARCH = 2
 CAP_NET_ADMIN = 12
 CAP_SYS_PTRACE = 19
