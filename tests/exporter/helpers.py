@@ -152,7 +152,9 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def prometheus(scrape_configs: list[dict[str, object]], rules: list[dict[str, object]] | None = None) -> Iterator[Prometheus]:
+def prometheus(
+    scrape_configs: list[dict[str, object]], rules: list[dict[str, object]] | None = None
+) -> Iterator[Prometheus]:
     """Start Prometheus with these scrape configs (1 s interval) and rule groups."""
     binary = need_tool("prometheus")
     with tempfile.TemporaryDirectory(prefix="sockscope-prom-") as tmp:
@@ -217,7 +219,9 @@ test_copy_of_rules.__test__ = False  # type: ignore[attr-defined]  # a helper, n
 def make_certs(root: Path) -> dict[str, Path]:
     """A throw-away CA, a server certificate for 127.0.0.1, and a client certificate."""
     openssl = need_tool("openssl")
-    paths = {n: root / n for n in ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key")}
+    paths = {
+        n: root / n for n in ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key")
+    }
 
     def run(*args: str) -> None:
         subprocess.run([openssl, *args], check=True, capture_output=True)

@@ -42,7 +42,11 @@ CGROUP_SAMPLES = {
         "0a1b2c3d-4e5f-6789-abcd-ef0123456789",
     ),
     "crio": (f"0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope\n", "cri-o", None),
-    "podman": (f"0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope\n", "podman", None),
+    "podman": (
+        f"0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope\n",
+        "podman",
+        None,
+    ),
     "podman-cgroupfs": (f"0::/libpod_parent/libpod-{ID}\n", "podman", None),
     "nerdctl": (f"0::/default/{ID}\n", "containerd", None),
 }
@@ -112,7 +116,9 @@ def _info(sent: int, received: int, retrans: int) -> TcpInfo:
 
 def test_churn_counts_server_side_by_port_and_outgoing_by_bucket() -> None:
     churn = Churn(named_ports=[5432])
-    churn.start([_ep(80, None, TcpState.LISTEN), _ep(80, 40000, TcpState.ESTABLISHED)], ["poll", "destroy", "trace"])
+    churn.start(
+        [_ep(80, None, TcpState.LISTEN), _ep(80, 40000, TcpState.ESTABLISHED)], ["poll", "destroy", "trace"]
+    )
     churn.add_events(
         [
             _ev(EventKind.OPENED, _ep(80, 40001, TcpState.SYN_RECV)),

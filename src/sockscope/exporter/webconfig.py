@@ -138,13 +138,13 @@ def _tls_context(tls: dict[str, object], base: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _version(tls.get("min_version", "TLS12"), "min_version")
     ctx.maximum_version = _version(tls.get("max_version", "TLS13"), "max_version")
-    _load_pair(ctx, tls, base)
     mode = tls.get("client_auth_type", "")
     if mode not in CLIENT_AUTH:
         raise WebConfigError(
             f"tls_server_config: client_auth_type {mode!r} is not supported "
             f"(use one of {', '.join(k for k in CLIENT_AUTH if k)})"
         )
+    _load_pair(ctx, tls, base)
     ctx.verify_mode = CLIENT_AUTH[str(mode)]
     ca_text, ca_file = _pem(tls, "client_ca", "client_ca_file", base)
     if ca_text is None and ca_file is None:
