@@ -100,11 +100,20 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         help="no background watch engine: queues and sockets only, no connection counters",
     )
     p.add_argument(
+        "--max-watchers",
+        type=units.count,
+        default=8,
+        metavar="N",
+        help="namespaces with a background watch engine (connection counters) at most; each costs "
+        "about 1%% of a core while idle (default 8)",
+    )
+    p.add_argument(
         "--poll-interval",
         type=units.interval,
-        default=2.0,
+        default=5.0,
         metavar="DUR",
-        help="the watch engine's dump interval (default 2s)",
+        help="the watch engine's dump interval (default 5s; the tracepoint and the destroy "
+        "broadcasts report what happens between dumps)",
     )
     p.add_argument(
         "--source",
@@ -229,13 +238,13 @@ def _serve(
     exporter: Exporter,
     config: object,
 ) -> ExporterServer:
-    from prometheus_client import CollectorRegistry, make_wsgi_app  # noqa: PLC0415
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
     from prometheus_client.gc_collector import GCCollector  # noqa: PLC0415
     from prometheus_client.platform_collector import PlatformCollector  # noqa: PLC0415
     from prometheus_client.process_collector import ProcessCollector  # noqa: PLC0415
 
     from sockscope.exporter.collector import SockscopeCollector  # noqa: PLC0415
-    from sockscope.exporter.web import build_app  # noqa: PLC0415
+    from sockscope.exporter.web import build_app, metrics_app  # noqa: PLC0415
     from sockscope.exporter.webconfig import WebConfig  # noqa: PLC0415
 
     registry = CollectorRegistry()
@@ -256,7 +265,7 @@ def _serve(
             ("readings so far", str(exporter.readings)),
         ]
 
-    app = build_app(make_wsgi_app(registry), web, summary)
+    app = build_app(metrics_app(registry), web, summary)
     server = server_class(address, app, web.tls, web.allowed_sans)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

@@ -69,10 +69,16 @@ class SingleFlight(Generic[T]):
 class EventsConfig:
     """How the background watch engines run."""
 
-    def __init__(self, enabled: bool, interval: float, sources: Iterable[str] | None) -> None:
+    def __init__(
+        self, enabled: bool, interval: float, sources: Iterable[str] | None, max_watchers: int = 8
+    ) -> None:
         self.enabled = enabled
         self.interval = interval
         self.sources = None if sources is None else tuple(sources)
+        #: Engines running at once. Each costs about 1% of a core while idle (its
+        #: destroy-broadcast reader wakes every 10 ms), so with hundreds of namespaces
+        #: only the first ones (named namespaces, then by lowest PID) get one.
+        self.max_watchers = max_watchers
 
 
 class Exporter:
@@ -112,12 +118,14 @@ class Exporter:
             return targets
         with self._lock:
             live = {t.key for t in targets}
-            for target in targets:
-                if target.key not in self.watches:
-                    self._start(target)
             for key in [k for k in self.watches if k not in live]:
                 self.watches.pop(key).stop(timeout=0.0)
                 self.churns.pop(key, None)
+            for target in targets:
+                if len(self.watches) >= self.events.max_watchers:
+                    break
+                if target.key not in self.watches:
+                    self._start(target)
         return targets
 
     def _start(self, target: Target) -> None:

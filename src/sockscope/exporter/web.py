@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import html
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
+from urllib.parse import parse_qs
 
+from sockscope.exporter.collector import SingleFlight
 from sockscope.exporter.webconfig import WebConfig
 
 StartResponse = Callable[..., Any]
@@ -102,6 +106,43 @@ class TokenBucket:
                 self.tokens -= 1.0
                 return True
             return False
+
+
+def metrics_app(registry: Any) -> App:  # noqa: ANN401 - prometheus_client's registry
+    """``/metrics``: prometheus_client's encoders, with the rendering shared.
+
+    Like the reading under it (``collector.SingleFlight``), a body is shared by the
+    requests that arrived before its rendering started, one rendering per format: a
+    hundred scrapes at once render the text a couple of times, not a hundred. A request
+    that selects families (``name[]``) renders its own.
+    """
+    from prometheus_client.exposition import choose_encoder, gzip_accepted  # noqa: PLC0415
+
+    flights: dict[str, SingleFlight[bytes]] = {}
+    lock = threading.Lock()
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return _plain(start_response, "405 Method Not Allowed", [("Allow", "GET, HEAD")])
+        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT") or "")
+        names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
+        if names:
+            body = encoder(registry.restricted_registry(names))
+        else:
+            with lock:
+                flight = flights.get(content_type)
+                if flight is None:
+                    flight = flights[content_type] = SingleFlight(partial(encoder, registry))
+            body = flight()
+        headers = [("Content-Type", content_type)]
+        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING") or ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [body]
+
+    return app
 
 
 def landing_page(summary: Callable[[], list[tuple[str, str]]]) -> bytes:
