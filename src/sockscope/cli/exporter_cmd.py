@@ -170,6 +170,10 @@ def _sources(text: str, namespaces: int, trace: bool) -> set[str] | None:
 def run(args: argparse.Namespace, env: Env) -> int:
     """Serve until SIGTERM, SIGINT or SIGHUP."""
     try:
+        import bcrypt  # noqa: F401, PLC0415 - the extra's three packages, checked up front
+        import prometheus_client  # noqa: F401, PLC0415
+        import yaml  # noqa: F401, PLC0415
+
         from sockscope.exporter.http import ExporterServer, ListenError, parse_listen  # noqa: PLC0415
         from sockscope.exporter.webconfig import WebConfigError, load_web_config  # noqa: PLC0415
     except ImportError:
