@@ -339,12 +339,7 @@ def main() -> int:
             "kernel": os.uname().release,
             "machine": f"{os.cpu_count()} cores (shared VM)",
             "python": sys.version.split()[0],
-            "node_exporter": subprocess.run(
-                [shutil.which("prometheus-node-exporter") or "node_exporter", "--version"],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stderr.splitlines()[0],
+            "node_exporter": node_exporter_version(),
         }
         head = section_head(
             BEGIN,
@@ -364,6 +359,13 @@ def main() -> int:
         )
         replace_section(BEGIN, END, body)
     return 0
+
+
+def node_exporter_version() -> str:
+    exe = shutil.which("prometheus-node-exporter") or "node_exporter"
+    res = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    lines = (res.stdout + res.stderr).splitlines()  # it has printed on either, by version
+    return lines[0] if lines else "unknown"
 
 
 def in_own_netns() -> int:

@@ -129,7 +129,7 @@ def test_churn_counts_server_side_by_port_and_outgoing_by_bucket() -> None:
             _ev(EventKind.CLOSED, _ep(80, 40000, TcpState.LAST_ACK), duration=12.0),
             _ev(EventKind.CLOSED, _ep(41000, 5432, TcpState.TIME_WAIT)),
             _ev(EventKind.CLOSED, _ep(41001, 443, TcpState.SYN_SENT)),
-            _ev(EventKind.LOST, _ep(0, None, TcpState.CLOSE)._replace(), None)._replace(amount=3),
+            Event(EventKind.LOST, _ep(0, None, TcpState.CLOSE), 1.0, 1.0, Source.DESTROY, amount=3),
             _ev(EventKind.LISTEN, _ep(8080, None, TcpState.LISTEN)),
             _ev(EventKind.CLOSED, _ep(8080, 50000, TcpState.CLOSE_WAIT)),
         ]

@@ -52,6 +52,8 @@ OTHER = "other"
 RPORT_RANGES: tuple[tuple[int, str], ...] = ((1023, "1-1023"), (49151, "1024-49151"), (65535, "49152-65535"))
 
 FourTuple = tuple[object, int, object, int | None]
+#: Open server-side connections remembered (one set entry each, ~100 bytes).
+MAX_OPEN = 1_000_000
 
 
 class PortCounts:
@@ -160,6 +162,9 @@ class Churn:
             if ep.local_port in self.listening:
                 key = _four(ep)
                 if key not in self._counted and key not in self._preexisting:
+                    if len(self._counted) >= MAX_OPEN:
+                        # Closes that never came (lost events) would otherwise pile up.
+                        self._counted.clear()
                     self._counted.add(key)
                     self._port(ep.local_port).accepted += 1
         elif kind is EventKind.CLOSED:
