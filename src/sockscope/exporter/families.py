@@ -63,6 +63,12 @@ class Families:
     """The families of one scrape, filled namespace by namespace."""
 
     def __init__(self) -> None:
+        self._listener_families()
+        self._socket_families()
+        self._port_families()
+        self._namespace_families()
+
+    def _listener_families(self) -> None:
         g, c = GaugeMetricFamily, CounterMetricFamily
         self.accept_queue = g(
             "sockscope_listener_accept_queue",
@@ -95,6 +101,9 @@ class Families:
             "1 when the backlog equals net.core.somaxconn: the application may have asked for more.",
             labels=LISTENER,
         )
+
+    def _socket_families(self) -> None:
+        g = GaugeMetricFamily
         self.somaxconn = g("sockscope_somaxconn", "The namespace's net.core.somaxconn.", labels=NS)
         self.sockets = g(
             "sockscope_sockets",
@@ -107,6 +116,9 @@ class Families:
             "ESTABLISHED includes connections waiting in the accept queue.",
             labels=(*PORT, "state"),
         )
+
+    def _port_families(self) -> None:
+        c = CounterMetricFamily
         self.accepted = c(
             "sockscope_port_connections_accepted",
             "Connections the kernel accepted on this listening port, counted once each: when the "
@@ -158,6 +170,9 @@ class Families:
             "Outgoing connections closed by a reset or a failed handshake. " + RESET_HELP,
             labels=(*NS, "rport"),
         )
+
+    def _namespace_families(self) -> None:
+        g, c = GaugeMetricFamily, CounterMetricFamily
         self.net = {
             nc.key: c(
                 f"sockscope_netstat_{nc.name}",
