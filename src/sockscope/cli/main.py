@@ -27,6 +27,7 @@ commands:
   stats     summarise a recording: conversations, ports, rates
   report    a recording as one HTML page of plots (PDF, CSV)
   demo      the primer live: a telnet server, clients, a guided tour
+  exporter  Prometheus metrics: every listener's queue, sockets, each port's churn
   help      help topics: 'sockscope help filters'
 
 examples:
@@ -34,7 +35,19 @@ examples:
   sockscope -tanp                  same flags without the subcommand
 """
 
-SUBCOMMANDS = ("list", "queues", "watch", "capture", "top", "replay", "stats", "report", "demo", "help")
+SUBCOMMANDS = (
+    "list",
+    "queues",
+    "watch",
+    "capture",
+    "top",
+    "replay",
+    "stats",
+    "report",
+    "demo",
+    "exporter",
+    "help",
+)
 
 
 def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
@@ -80,6 +93,10 @@ def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
         from sockscope.cli import demo_cmd  # noqa: PLC0415 - lazy, see above
 
         demo_cmd.add_parser(sub)
+    if only in (None, "exporter"):
+        from sockscope.cli import exporter_cmd  # noqa: PLC0415 - lazy, see above
+
+        exporter_cmd.add_parser(sub)
     if only in (None, "help"):
         help_p = sub.add_parser("help", help="help topics (filters)")
         help_p.add_argument("topic", nargs="?", default="", help="filters")

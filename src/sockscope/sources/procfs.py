@@ -38,11 +38,24 @@ class ProcFS:
         with open(f"{self.root}/{relative}", encoding="ascii", errors="replace") as f:
             return f.read()
 
+    def read_net(self, name: str) -> str:
+        """``net/NAME`` of the calling thread's network namespace.
+
+        ``/proc/net`` is ``/proc/self/net``: the namespace of the process's main thread.
+        A thread that entered another namespace (``setns`` is per thread), as the
+        exporter's scrape threads do, finds its own under ``/proc/thread-self``. A
+        fixture tree has no ``thread-self`` and serves ``net/`` itself.
+        """
+        try:
+            return self.read_text(f"thread-self/net/{name}")
+        except FileNotFoundError:
+            return self.read_text(f"net/{name}")
+
     def read_inet(self, proto: str, family: int) -> list[ProcNetInet]:
         """``net/tcp``, ``net/udp6``... for the reader's network namespace."""
-        name = f"net/{proto}{'6' if family == 6 else ''}"
+        name = f"{proto}{'6' if family == 6 else ''}"
         try:
-            text = self.read_text(name)
+            text = self.read_net(name)
         except FileNotFoundError:
             return []  # IPv6 disabled: no tcp6/udp6 file
         # The decoders load on first use: a netlink listing never needs them.
@@ -54,7 +67,7 @@ class ProcFS:
         """``net/unix``."""
         from sockscope.wire.procnet import parse_proc_net_unix  # noqa: PLC0415 - as above
 
-        return parse_proc_net_unix(self.read_text("net/unix"))
+        return parse_proc_net_unix(self.read_net("unix"))
 
     def read_somaxconn(self) -> int | None:
         """``net.core.somaxconn`` of the reader's namespace (None if unreadable)."""
@@ -68,9 +81,9 @@ class ProcFS:
         from sockscope.wire.snmp import parse_snmp_counters  # noqa: PLC0415 - as above
 
         counters: dict[str, int] = {}
-        for name in ("net/netstat", "net/snmp"):
+        for name in ("netstat", "snmp"):
             try:
-                counters.update(parse_snmp_counters(self.read_text(name)))
+                counters.update(parse_snmp_counters(self.read_net(name)))
             except FileNotFoundError:
                 continue
         return counters
