@@ -25,6 +25,7 @@ class Env:
         stdout_isatty: bool = False,
         width: int = 80,
         environ: dict[str, str] | None = None,
+        program: str | None = None,
     ) -> None:
         # The real streams are looked up per instance, as the dataclass's factories did,
         # so a test that swaps sys.stdout still gets its own stream.
@@ -34,12 +35,16 @@ class Env:
         self.stdout_isatty = stdout_isatty
         self.width = width
         self.environ: dict[str, str] = {} if environ is None else environ
+        # How to start this same program again, for 'run it as root: sudo ...' (None:
+        # this process's own command). sudo resets PATH, so a venv's or pipx's
+        # 'sockscope' needs its full path.
+        self.program = program
 
     def __repr__(self) -> str:
         return (
             f"Env(stdout={self.stdout!r}, stderr={self.stderr!r}, "
             f"stdin_isatty={self.stdin_isatty!r}, stdout_isatty={self.stdout_isatty!r}, "
-            f"width={self.width!r}, environ={self.environ!r})"
+            f"width={self.width!r}, environ={self.environ!r}, program={self.program!r})"
         )
 
     @classmethod
@@ -57,6 +62,23 @@ class Env:
         """One line on stderr, prefixed with the program's name."""
         print(f"sockscope: {message}", file=self.stderr)
 
+    def as_root(self, argv: list[str]) -> str:
+        """The command line that runs ``argv`` again with root's privilege."""
+        import shlex  # noqa: PLC0415 - only a refusal for lack of privilege needs it
+
+        program = self.program if self.program is not None else _program()
+        return f"sudo {program} {shlex.join(argv)}".rstrip()
+
     def warn(self, message: str) -> None:
         """A warning line on stderr."""
         print(f"sockscope: warning: {message}", file=self.stderr)
+
+
+def _program() -> str:
+    """This program as a command line that works under sudo (which resets PATH)."""
+    import shlex  # noqa: PLC0415 - see Env.as_root
+
+    arg0 = sys.argv[0] if sys.argv else ""
+    if not arg0 or arg0.endswith("__main__.py"):  # python -m sockscope
+        return f"{shlex.quote(sys.executable)} -m sockscope"
+    return shlex.quote(os.path.abspath(arg0))

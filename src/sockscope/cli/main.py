@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +34,8 @@ examples:
 """
 
 SUBCOMMANDS = ("list", "queues", "watch", "top", "replay", "stats", "demo", "help")
+#: A first word that could be a command's name (a filter's first word often is a field).
+_BARE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
 
 
 def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
@@ -117,13 +120,35 @@ def _with_default_command(argv: list[str], interactive: bool = False) -> list[st
     return argv
 
 
+def _check_command_word(argv: list[str]) -> None:
+    """'sockscope lsit' is a mistyped command, not a filter with an unknown field.
+
+    Raises:
+        UsageError: the first word is no command and no filter field either.
+    """
+    word = argv[0] if argv else ""
+    if word in SUBCOMMANDS or not _BARE_WORD.match(word):
+        return
+    from sockscope.model.filter import FilterError, parse_filter  # noqa: PLC0415 - this path only
+    from sockscope.model.filter.errors import did_you_mean  # noqa: PLC0415
+
+    try:
+        parse_filter(word)
+    except FilterError as exc:
+        if exc.column == 0 and exc.message.startswith("unknown field"):
+            hint = did_you_mean(word, SUBCOMMANDS) or (
+                f" (commands: {', '.join(SUBCOMMANDS)}; filter fields: 'sockscope help filters')"
+            )
+            raise UsageError(f"unknown command {word!r}{hint}") from None
+
+
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     """Run one command; return its exit status (never raises for bad input)."""
     env = env or Env.from_process()
-    args_list = _with_default_command(
-        list(sys.argv[1:] if argv is None else argv), interactive=env.stdin_isatty and env.stdout_isatty
-    )
+    given = list(sys.argv[1:] if argv is None else argv)
+    args_list = _with_default_command(given, interactive=env.stdin_isatty and env.stdout_isatty)
     try:
+        _check_command_word(given)
         parser = build_parser(env, only=args_list[0] if args_list[0] in SUBCOMMANDS else None)
         args = _parse(parser, args_list)
         return int(args.run(args, env))
@@ -135,7 +160,10 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     except Exception as exc:
         if not isinstance(exc, _runtime_errors()):
             raise
-        env.error(_runtime_message(exc))
+        message = _runtime_message(exc)
+        if _needs_root(exc) and os.geteuid() != 0:
+            message += f"; run it as root: {env.as_root(given)}"
+        env.error(message)
         return ExitStatus.ERROR
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
@@ -146,6 +174,10 @@ def _runtime_errors() -> tuple[type[Exception], ...]:
     from sockscope.sources.netns import NetnsError  # noqa: PLC0415
 
     return (NetnsError, NetlinkError, ParseError, PermissionError)
+
+
+def _needs_root(exc: Exception) -> bool:
+    return isinstance(exc, PermissionError) or bool(getattr(exc, "needs_root", False))
 
 
 def _runtime_message(exc: Exception) -> str:
