@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -100,3 +103,27 @@ def test_the_hint_names_a_python_dash_m_run_in_full() -> None:
     from sockscope.cli.env import Env  # noqa: PLC0415
 
     assert Env().as_root(["top"]).startswith("sudo /")
+
+
+def test_a_catastrophic_pattern_against_a_hostile_socket_name_returns() -> None:
+    name = "\0sockscope-" + "a" * 40 + "!"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(name)
+        sock.listen()
+        # re alone backtracks 2**40 ways on this name; the bound would fail the test.
+        proc = subprocess.run(
+            [sys.executable, "-m", "sockscope", "list", "-x", "-l", 'path ~ "(a+)+$"'],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 0 and "sockscope-aaa" not in proc.stdout
+        proc = subprocess.run(
+            [sys.executable, "-m", "sockscope", "list", "-x", "-l", 'path ~ "(a+)+!$"'],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 0 and "sockscope-aaa" in proc.stdout
