@@ -237,8 +237,11 @@ class _Dfa:
             state = nxt if nxt is not None else self._step(state, ch)
         if state.matched:
             return True
-        if len(body) < len(text):  # '$' also holds before the final newline, '\\Z' does not
-            if self._ends(state, (EOL,), empty=not body):
+        if len(body) < len(text):
+            # '$' also holds before the final newline ('\\Z' does not): that newline is
+            # read from the state where the '$' waiting in it have passed.
+            state = self._state(self.nfa.closure(list(state.nfa), bol=not body, end=(EOL,)))
+            if state.matched:
                 return True
             nxt = state.next.get("\n")
             state = nxt if nxt is not None else self._step(state, "\n")
