@@ -176,12 +176,12 @@ def _ports(node: Node) -> tuple[PortSpan, ...] | None:
         known = [spans for spans in map(_ports, node.items) if spans is not None]
         return min(known, key=_width) if known else None  # each is a superset: the narrowest
     if isinstance(node, Or):
-        out: list[PortSpan] = []
+        out: dict[PortSpan, None] = {}  # in order, each once (a set of 16,000 ports is 16,000 spans)
         for item in node.items:
             spans = _ports(item)
             if spans is None:
                 return None
-            out += [s for s in spans if s not in out]
+            out.update(dict.fromkeys(spans))
         return tuple(out)
     if isinstance(node, Cmp | Member) and node.field in ("lport", "rport"):
         local = node.field == "lport"
