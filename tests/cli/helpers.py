@@ -24,8 +24,9 @@ def run(*argv: str, **env: object) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def as_nobody(body: Callable[[], str]) -> str:
-    """``body()`` in a forked child that dropped to uid 'nobody'; returns what it returned."""
+def as_nobody(body: Callable[[], str], netns: str | None = None) -> str:
+    """``body()`` in a forked child that dropped to uid 'nobody' (after entering ``netns``,
+    which only root may); returns what it returned."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to nobody")
     for name in _WARM:
@@ -38,6 +39,11 @@ def as_nobody(body: Callable[[], str]) -> str:
         status = 1
         try:
             os.close(rfd)
+            # The fork inherited the test's sockets: let the parent (root) alone hold them.
+            os.closerange(3, wfd)
+            os.closerange(wfd + 1, 1 << 16)
+            if netns is not None:
+                enter_for_good(netns)
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
@@ -53,3 +59,14 @@ def as_nobody(body: Callable[[], str]) -> str:
     _, status = os.waitpid(pid, 0)
     assert status == 0, "the child failed"
     return data.decode()
+
+
+def enter_for_good(netns: str) -> None:
+    """Move this (forked, single-threaded) process into ``netns`` without coming back."""
+    import ctypes  # noqa: PLC0415
+
+    from sockscope.sources.netns import CLONE_NEWNET, resolve_netns  # noqa: PLC0415
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open(resolve_netns(netns), "rb") as f:
+        assert libc.setns(f.fileno(), CLONE_NEWNET) == 0

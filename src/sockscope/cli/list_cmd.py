@@ -8,7 +8,7 @@ import gc
 from sockscope.api import run_query
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, add_notation_options
-from sockscope.cli.query import apply_predicate, build_selection
+from sockscope.cli.query import apply_predicate, build_selection, selected_protocols
 from sockscope.model.endpoint import Endpoint, Snapshot
 from sockscope.model.states import Proto
 from sockscope.render.addresses import Notation
@@ -180,4 +180,14 @@ def _title(args: argparse.Namespace, snap: Snapshot) -> str:
         kind = "servers and established" if args.all else "w/o servers"
     where = f" in network namespace {snap.netns}" if snap.netns else ""
     source = f" [source: {snap.source}]" if snap.source != "netlink" else ""
-    return f"Active Internet connections ({kind}){where}{source}"
+    return f"Active {_what(args)} ({kind}){where}{source}"
+
+
+def _what(args: argparse.Namespace) -> str:
+    """netstat's name for what is listed: Internet connections, UNIX domain sockets, or both."""
+    asked = selected_protocols(args)
+    unix = Proto.UNIX in asked
+    inet = any(p is not Proto.UNIX for p in asked)
+    if unix and inet:
+        return "Internet connections and UNIX domain sockets"
+    return "UNIX domain sockets" if unix else "Internet connections"

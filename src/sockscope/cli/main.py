@@ -85,7 +85,7 @@ def run_help(args: argparse.Namespace, env: Env) -> int:
     if args.topic == "filters":
         from sockscope.model.filter import render_filter_help  # noqa: PLC0415 - lazy
 
-        env.stdout.write(render_filter_help().rstrip("\n") + "\n")
+        env.stdout.write(render_filter_help(env.width).rstrip("\n") + "\n")
         return ExitStatus.OK
     if args.topic:
         raise UsageError(f"no help topic {args.topic!r}; topics: filters")

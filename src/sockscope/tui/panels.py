@@ -25,7 +25,7 @@ from sockscope.tui.listeners import ListenerHistory, gauge, sparkline
 from sockscope.tui.model import Row, is_queued
 
 #: Registry fields that are not an endpoint's own (events, or either-end shorthands).
-_NOT_ENDPOINT = {"event", "duration", "port", "addr"}
+_NOT_ENDPOINT = {"event", "duration", "source", "port", "addr"}
 _TCP_INFO_UNITS = {
     "rtt_us": "us",
     "rttvar_us": "us",
@@ -36,6 +36,22 @@ _TCP_INFO_UNITS = {
     "last_data_recv_ms": "ms",
     "last_ack_recv_ms": "ms",
 }
+
+
+def info_text(name: str, value: object) -> str:
+    """One TCP info figure in its unit, scaled for reading: 2.5GB/s, 200.0ms, 1.2MB."""
+    unit = _TCP_INFO_UNITS.get(name, "")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    if name.startswith("bytes_"):
+        return size_text(int(value))
+    if unit == "B/s":
+        return f"{size_text(int(value))}/s"
+    if unit in ("us", "ms"):
+        return format_duration(value / (1e6 if unit == "us" else 1e3))
+    return f"{value}{unit}"
+
+
 SPARK = 20  # sparkline width in the listeners panel
 STATE_ORDER = (
     "LISTEN",
@@ -135,10 +151,7 @@ def render_detail(row: Row | None, ctx: Context) -> Text:
         out.append("  none (not TCP, or not dumped yet)\n")
     else:
         for name, value in info._asdict().items():
-            shown = (
-                size_text(value) if name.startswith("bytes_") else f"{value}{_TCP_INFO_UNITS.get(name, '')}"
-            )
-            out.append(f"  {name + ':':<18}{shown}\n")
+            out.append(f"  {name + ':':<18}{info_text(name, value)}\n")
     out.append("Owners\n", style="bold")
     for o in ep.owners:
         out.append(f"  pid {o.pid} {o.name} fd {o.fd}\n")
