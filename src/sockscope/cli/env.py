@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see sockscope._namedtuple)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TextIO
+
+    from sockscope.sources.netlink import DiagSocket
 
 
 class Env:
-    """Streams, terminal facts and environment variables for one command run.
+    """Streams, terminal facts, environment variables and data sources for one command run.
+
+    ``socket_factory`` makes the sock_diag socket and ``proc_root`` is where ``/proc``
+    is: tests pass a replay of recorded kernel bytes and a fixture tree, so a command
+    runs in-process on recorded data, without root or a live kernel. ``clock`` (wall
+    seconds) and ``sleep`` drive what waits between refreshes.
 
     A plain class rather than a dataclass: this sits on every command's start-up path,
     and ``dataclasses`` costs ~10 ms to import (it pulls in ``inspect``).
@@ -26,6 +35,11 @@ class Env:
         width: int = 80,
         environ: dict[str, str] | None = None,
         program: str | None = None,
+        *,
+        socket_factory: Callable[[], DiagSocket] | None = None,
+        proc_root: str | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         # The real streams are looked up per instance, as the dataclass's factories did,
         # so a test that swaps sys.stdout still gets its own stream.
@@ -39,12 +53,17 @@ class Env:
         # this process's own command). sudo resets PATH, so a venv's or pipx's
         # 'sockscope' needs its full path.
         self.program = program
+        self.socket_factory = socket_factory
+        self.proc_root = proc_root
+        self.clock = clock
+        self.sleep = sleep
 
     def __repr__(self) -> str:
         return (
             f"Env(stdout={self.stdout!r}, stderr={self.stderr!r}, "
             f"stdin_isatty={self.stdin_isatty!r}, stdout_isatty={self.stdout_isatty!r}, "
-            f"width={self.width!r}, environ={self.environ!r}, program={self.program!r})"
+            f"width={self.width!r}, environ={self.environ!r}, program={self.program!r}, "
+            f"socket_factory={self.socket_factory!r}, proc_root={self.proc_root!r})"
         )
 
     @classmethod

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import gc
 
-from sockscope.api import run_query
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, add_notation_options
-from sockscope.cli.query import apply_predicate, build_selection, selected_protocols
+from sockscope.cli.query import apply_predicate, build_selection, read_snapshot, selected_protocols
 from sockscope.model.endpoint import Endpoint, Snapshot
 from sockscope.model.states import Proto
 from sockscope.render.addresses import Notation
@@ -116,7 +115,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
 def _listing(args: argparse.Namespace, env: Env) -> str:
     selection = build_selection(args, processes=args.processes, tcp_info=args.info)
-    snap = run_query(selection.query)
+    snap = read_snapshot(selection.query, env)
     for warning in snap.warnings:
         env.warn(warning)
     endpoints = apply_predicate(selection, snap.endpoints)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from sockscope._namedtuple import NamedTuple
-from sockscope.api import KernelFilter, Query
+from sockscope.api import KernelFilter, Query, QueueReport, queue_report, run_query
+from sockscope.cli.env import Env
 from sockscope.cli.parser import UsageError
-from sockscope.model.endpoint import Endpoint
+from sockscope.model.endpoint import Endpoint, Snapshot
 from sockscope.model.states import (
     ALL_STATES,
     CONNECTED_STATES,
@@ -15,6 +16,8 @@ from sockscope.model.states import (
     Proto,
     TcpState,
 )
+from sockscope.sources.netlink import open_diag_socket
+from sockscope.sources.procfs import ProcFS
 
 
 class Selection(NamedTuple):
@@ -140,3 +143,17 @@ def resolve_user(name: str) -> int | None:
     from sockscope.sources import names  # noqa: PLC0415
 
     return names.resolve_user(name)
+
+
+def read_snapshot(query: Query, env: Env) -> Snapshot:
+    """``api.run_query`` on the data sources ``env`` gives (the kernel and /proc by default)."""
+    return run_query(query, socket_factory=env.socket_factory or open_diag_socket, procfs=_procfs(env))
+
+
+def read_queue_report(query: Query, env: Env) -> QueueReport:
+    """``api.queue_report`` on the data sources ``env`` gives."""
+    return queue_report(query, socket_factory=env.socket_factory or open_diag_socket, procfs=_procfs(env))
+
+
+def _procfs(env: Env) -> ProcFS | None:
+    return None if env.proc_root is None else ProcFS(env.proc_root)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-from sockscope.api import QueueReport, queue_report
+from sockscope.api import QueueReport
 from sockscope.cli import units
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options
-from sockscope.cli.query import build_selection
+from sockscope.cli.query import build_selection, read_queue_report
 from sockscope.model.listener import Listener
 from sockscope.model.states import ALL_STATES
 from sockscope.render.addresses import Notation
@@ -116,7 +115,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         raise UsageError("--count needs --watch")
     selection = build_selection(args, processes=True, states=ALL_STATES)
     if args.watch is None:
-        report = queue_report(selection.query)
+        report = read_queue_report(selection.query, env)
         for w in shown_warnings(args, report):
             env.warn(w)
         _print(args, env, _visible(selection, report), report, None, None, None)
@@ -186,8 +185,3 @@ def _print(
     delta = None if before is None else {k: v - before.get(k, v) for k, v in report.counters.values.items()}
     lines += ["", render_counters(report.counters.values, delta)]
     env.stdout.write("\n".join(lines) + "\n")
-
-
-def now() -> float:
-    """Monotonic seconds (a seam for the watch loop)."""
-    return time.monotonic()
