@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, add_notation_options
@@ -98,18 +97,7 @@ def add_listing_flags(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     """Read, filter and print the listing."""
-    # The cyclic collector stays off while the listing is built: it would walk the tens of
-    # thousands of endpoints again and again as they pile up, and they hold no cycles.
-    # They are all freed (by reference counting) before it is back on, so it has nothing
-    # left over to walk then either.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        text = _listing(args, env)
-    finally:
-        if collecting:
-            gc.enable()
-    env.stdout.write(text)
+    env.stdout.write(_listing(args, env))
     return 0
 
 

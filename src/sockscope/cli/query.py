@@ -147,12 +147,14 @@ def resolve_user(name: str) -> int | None:
 
 def read_snapshot(query: Query, env: Env) -> Snapshot:
     """``api.run_query`` on the data sources ``env`` gives (the kernel and /proc by default)."""
-    return run_query(query, socket_factory=env.socket_factory or open_diag_socket, procfs=_procfs(env))
+    factory = env.socket_factory or open_diag_socket
+    return run_query(query, socket_factory=factory, procfs=_procfs(env), clock=env.clock)
 
 
 def read_queue_report(query: Query, env: Env) -> QueueReport:
     """``api.queue_report`` on the data sources ``env`` gives."""
-    return queue_report(query, socket_factory=env.socket_factory or open_diag_socket, procfs=_procfs(env))
+    factory = env.socket_factory or open_diag_socket
+    return queue_report(query, socket_factory=factory, procfs=_procfs(env), clock=env.clock)
 
 
 def _procfs(env: Env) -> ProcFS | None:
