@@ -36,6 +36,7 @@ from sockscope.wire.join import (
     join_owners,
 )
 from sockscope.wire.netlink import NetlinkError
+from sockscope.wire.unix_diag import build_unix_diag_req, parse_unix_diag_msg
 
 TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see _namedtuple)
 if TYPE_CHECKING:
@@ -243,10 +244,6 @@ def _dump_netlink(
     try:
         for proto in query.protocols:
             if proto is Proto.UNIX:
-                # Imported here, as are the queue's and /proc's modules: a listing loads
-                # only what it reads, and each module costs start-up time.
-                from sockscope.wire.unix_diag import build_unix_diag_req  # noqa: PLC0415
-
                 req = build_unix_diag_req(mask)
                 rows = _dump_retrying(sock, req, _unix_chunk_parser(netns), buf, warnings)
                 out.extend(join_owners(rows, owners) if owners else rows)
@@ -299,8 +296,6 @@ def _dump_tcp_both(
 
 
 def _unix_chunk_parser(netns: str) -> ChunkParser:
-    from sockscope.wire.unix_diag import parse_unix_diag_msg  # noqa: PLC0415
-
     def parse(buf: bytearray, start: int, end: int) -> Endpoint:
         return endpoint_from_unix_diag(parse_unix_diag_msg(buf, start, end), netns)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 
@@ -83,8 +84,6 @@ class Env:
 
     def as_root(self, argv: list[str]) -> str:
         """The command line that runs ``argv`` again with root's privilege."""
-        import shlex  # noqa: PLC0415 - only a refusal for lack of privilege needs it
-
         program = self.program if self.program is not None else _program()
         return f"sudo {program} {shlex.join(argv)}".rstrip()
 
@@ -95,8 +94,6 @@ class Env:
 
 def _program() -> str:
     """This program as a command line that works under sudo (which resets PATH)."""
-    import shlex  # noqa: PLC0415 - see Env.as_root
-
     arg0 = sys.argv[0] if sys.argv else ""
     if not arg0 or arg0.endswith("__main__.py"):  # python -m sockscope
         return f"{shlex.quote(sys.executable)} -m sockscope"

@@ -11,6 +11,7 @@ from sockscope.model.endpoint import Endpoint, Snapshot
 from sockscope.model.states import Proto
 from sockscope.render.addresses import Notation
 from sockscope.render.listing import ListingStyle, render_listing_text
+from sockscope.render.summary import render_summary
 
 DESCRIPTION = """\
 List every endpoint, as netstat and ss do: TCP and UDP over IPv4 and IPv6, and UNIX
@@ -130,8 +131,6 @@ def format_listing(args: argparse.Namespace, snap: Snapshot, endpoints: list[End
                 endpoints, args.info, args.timers, unix=any(e.proto is Proto.UNIX for e in endpoints)
             )
     if args.summary:
-        from sockscope.render.summary import render_summary  # noqa: PLC0415 - lazy, as above
-
         return "\n".join(render_summary(endpoints)) + "\n"
     style = ListingStyle(
         layout="ss" if args.ss_layout else ("bsd" if args.bsd else "netstat"),

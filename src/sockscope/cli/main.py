@@ -131,7 +131,7 @@ def _check_command_word(argv: list[str]) -> None:
     if word in SUBCOMMANDS or not _BARE_WORD.match(word):
         return
     from sockscope.model.filter import FilterError, parse_filter  # noqa: PLC0415 - this path only
-    from sockscope.model.filter.errors import did_you_mean  # noqa: PLC0415
+    from sockscope.model.filter.errors import did_you_mean  # noqa: PLC0415 - as above
 
     try:
         parse_filter(word)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import NamedTuple
 
-from sockscope._namedtuple import NamedTuple
 from sockscope.model.fields import FIELDS_BY_NAME
 from sockscope.model.filter.ast import And, Cmp, Item, Member, Node, Not, Or, Range, StateIn
 from sockscope.model.states import ALL_STATES, Proto, TcpState

@@ -20,14 +20,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from re import _parser  # type: ignore[attr-defined]  # the parser re itself uses
+from typing import Any
 
-TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see sockscope._namedtuple)
-if TYPE_CHECKING:
-    from typing import Any
-
-    #: re's parse tree: (op, argument) pairs whose argument's shape depends on the op.
-    Arg = Any
-    Tree = list[tuple[Any, Any]]
+#: re's parse tree: (op, argument) pairs whose argument's shape depends on the op.
+Arg = Any
+Tree = list[tuple[Any, Any]]
 
 Search = Callable[[str], bool]
 CharTest = Callable[[str], bool]
