@@ -448,3 +448,22 @@ def test_filters_on_event_fields_see_each_rows_latest_event() -> None:
         assert [ln.split()[1] for ln in table_lines(app)] == ["127.0.0.1:40000"]
 
     run(scenario)
+
+
+def test_ctrl_c_quits() -> None:
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.return_code == 0 and not app.is_running
+
+    run(scenario)
+
+
+def test_ctrl_c_quits_from_the_filter_bar_too() -> None:
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await pilot.press("slash", "p", "o")
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not app.is_running
+
+    run(scenario)

@@ -109,13 +109,10 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 
 
 def _with_default_command(argv: list[str], interactive: bool = False) -> list[str]:
-    # 'sockscope' alone is 'top' on a terminal (when Textual is there), else 'list';
+    # 'sockscope' alone is 'top' on a terminal, else 'list';
     # 'sockscope -tanp' means 'sockscope list -tanp'.
     if not argv and interactive:
-        import importlib.util  # noqa: PLC0415 - ~2 ms, and only a bare 'sockscope' needs it
-
-        if importlib.util.find_spec("textual") is not None:
-            return ["top"]
+        return ["top"]
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
         return ["list", *argv]
     return argv

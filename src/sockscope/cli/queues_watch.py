@@ -62,12 +62,8 @@ def watch_queues(args: argparse.Namespace, env: Env, selection: Selection) -> in
 def _live(env: Env) -> Live | None:
     if not env.stdout_isatty:
         return None
-    try:
-        from rich.console import Console  # noqa: PLC0415 - only on a terminal
-        from rich.live import Live  # noqa: PLC0415
-    except ImportError:
-        env.warn("install the 'live' extra (rich) to redraw in place; printing each refresh")
-        return None
+    from rich.console import Console  # noqa: PLC0415 - only on a terminal
+    from rich.live import Live  # noqa: PLC0415
 
     live = Live(console=Console(file=env.stdout), auto_refresh=False, transient=False)
     live.start()

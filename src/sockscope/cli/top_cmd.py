@@ -95,8 +95,8 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     """Start the UI; returns when the user quits."""
-    if importlib.util.find_spec("textual") is None:
-        env.error("sockscope top needs Textual: pip install 'sockscope[tui]'")
+    if importlib.util.find_spec("textual") is None:  # a dependency: only a broken install lacks it
+        env.error("sockscope top needs Textual, which this installation lacks: reinstall sockscope")
         return ExitStatus.ERROR
     if not (env.stdin_isatty and env.stdout_isatty):
         raise UsageError("top needs a terminal; use 'sockscope watch' or 'sockscope list' in a pipe")

@@ -83,6 +83,9 @@ class TopApp(FilterMixin, ActionsMixin, App[int]):
     TITLE = "sockscope top"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # Textual binds ctrl+c to a hint ("press ctrl+q"); here it quits, as ? says and
+        # as every other terminal tool does. A priority binding, so no widget takes it.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         # A priority binding runs before the next key is routed, so what is typed right
         # after '/' reaches the bar (it types a '/' itself when the bar has the focus).
         Binding("slash", "open_filter", "Filter", priority=True),
