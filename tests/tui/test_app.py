@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from textual import events
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import Input
 
 from sockscope.model.event import EventKind, Source
 from sockscope.model.states import TcpState
 from sockscope.sources.kill import CloseError, SignalError
-from sockscope.tui import TopApp, TopOptions, filtering
+from sockscope.tui import TopApp, TopOptions
 from sockscope.tui import actions as actions_module
 from sockscope.tui.model import Status
 from sockscope.tui.names import Names
@@ -136,7 +137,7 @@ def test_a_connection_shorter_than_a_refresh_still_flashes_red() -> None:
     run(scenario)
 
 
-def test_filter_bar_error_keeps_the_table_until_valid() -> None:
+def test_filter_bar_checks_as_typed_and_applies_on_enter() -> None:
     async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
         await connect(app, pilot, clock)
         await pilot.press("slash")
@@ -146,20 +147,39 @@ def test_filter_bar_error_keeps_the_table_until_valid() -> None:
         await pilot.pause()
         text = screen_text(app)
         assert "bad filter at column 10" in text and "^" in text
-        assert len(app.view) == 3  # unchanged while the filter is not valid
+        assert len(app.view) == 3
         for key in "40000":
             await pilot.press(key)
         await pilot.pause()
-        assert [ln.split()[1] for ln in table_lines(app)] == ["127.0.0.1:40000"]
         assert "bad filter" not in screen_text(app)
+        assert len(app.view) == 3 and app.filter is None  # valid, but not submitted
         await pilot.press("enter")
         assert isinstance(app.focused, ConnTable)
+        assert [ln.split()[1] for ln in table_lines(app)] == ["127.0.0.1:40000"]
         assert "filter: lport == 40000" in screen_text(app)
-        # The bar selects its text: typing replaces it. An invalid filter left with Esc
-        # goes back to the one in force.
+        # The bar selects its text: typing replaces it. What is typed and left with Esc
+        # is dropped: the filter in force stays.
         await pilot.press("slash", "x", "escape")
         assert app.filter is not None and app.filter.text == "lport == 40000"
         assert len(app.view) == 1
+
+    run(scenario)
+
+
+def test_the_filter_in_force_is_only_ever_one_submitted_whole() -> None:
+    """'lport == 9999' parses on the way to 'lport == 99999 and (': it must never apply."""
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        await pilot.press("slash", *"lport == 99999 and (", "enter")
+        await pilot.pause()
+        assert app.filter is None and len(app.view) == 3
+        assert app.part("#filter-bar", Widget).display  # still open, with the error
+        assert "bad filter" in screen_text(app)
+        await pilot.press("escape")
+        assert app.filter is None and not app.part("#filter-bar", Widget).display
+        await pilot.press("slash", *"lport == 2323", "enter", "slash", *"lport == 232", "escape")
+        assert app.filter is not None and app.filter.text == "lport == 2323" and len(app.view) == 2
 
     run(scenario)
 
@@ -398,8 +418,10 @@ def test_keys_typed_right_after_slash_reach_the_bar() -> None:
 
     async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
         await connect(app, pilot, clock)
-        for ch in "/raddr in 127.0.0.0/8 and lport == 40000":
-            key = {"/": "slash", " ": "space", "=": "equals_sign", ".": "full_stop"}.get(ch, ch)
+        for ch in "/raddr in 127.0.0.0/8 and lport == 40000\r":
+            key = {"/": "slash", " ": "space", "=": "equals_sign", ".": "full_stop", "\r": "enter"}.get(
+                ch, ch
+            )
             app.post_message(events.Key(key, ch))  # no pause between keys
         await pilot.pause()
         await pilot.pause()
@@ -419,22 +441,6 @@ def test_a_slash_in_the_save_dialog_is_part_of_the_path(tmp_path: Path) -> None:
         await pilot.press("slash", "v", "enter")
         await pilot.pause()
         assert (tmp_path / "v").exists()
-
-    run(scenario)
-
-
-def test_on_big_tables_the_filter_waits_for_typing_to_pause(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(filtering, "DEBOUNCE_ROWS", 1)
-
-    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
-        await connect(app, pilot, clock)
-        await pilot.press("slash", *"lport == 2323")
-        assert app.filter is None  # not yet: typing has not paused
-        await pilot.pause(0.4)
-        assert app.filter is not None and len(app.view) == 2
-        await pilot.press("enter", "slash", *"lport == 40000", "enter")  # Enter applies at once
-        assert app.filter is not None and app.filter.text == "lport == 40000"
-        assert len(app.view) == 1
 
     run(scenario)
 
