@@ -473,3 +473,22 @@ def test_ctrl_c_quits_from_the_filter_bar_too() -> None:
         assert not app.is_running
 
     run(scenario)
+
+
+def test_a_connection_closed_with_c_does_not_read_as_queued() -> None:
+    """The destroy message of an aborted socket has no inode (it is orphaned)."""
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        aborted = CLIENT._replace(inode=0, tcp_info=info(sent=43_000_000))
+        clock.advance(1)
+        app.receive(batch(ev(EventKind.CLOSED, aborted, 2, duration=1.0, source=Source.DESTROY), at=2))
+        app.tick()
+        await pilot.pause()
+        line = next(ln for ln in table_lines(app) if "127.0.0.1:40000" in ln.split()[1])
+        assert "ESTABLISHED" in line and "queued" not in line, line
+        await pilot.press("down", "down", "enter")
+        text = screen_text(app)
+        assert "Queued:        no" in text and "closed, lived" in text
+
+    run(scenario, size=(160, 60))

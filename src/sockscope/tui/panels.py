@@ -12,7 +12,6 @@ from datetime import datetime
 
 from rich.text import Text
 
-from sockscope.model.endpoint import Endpoint
 from sockscope.model.fields import FIELDS
 from sockscope.model.listener import Listener
 from sockscope.model.states import TcpState
@@ -22,7 +21,7 @@ from sockscope.render.listing import format_owners
 from sockscope.tui.columns import Context, age_text, row_age, size_text
 from sockscope.tui.feed import FeedStats
 from sockscope.tui.listeners import ListenerHistory, gauge, sparkline
-from sockscope.tui.model import Row, is_queued
+from sockscope.tui.model import Row
 
 #: Registry fields that are not an endpoint's own (events, or either-end shorthands).
 _NOT_ENDPOINT = {"event", "duration", "source", "port", "addr"}
@@ -109,7 +108,8 @@ def _value(value: object) -> str:
     return str(value)
 
 
-def _endpoint_fields(ep: Endpoint, user_name: str) -> list[tuple[str, str]]:
+def _endpoint_fields(row: Row, user_name: str) -> list[tuple[str, str]]:
+    ep = row.endpoint
     pairs = []
     for f in FIELDS:
         if (
@@ -120,7 +120,7 @@ def _endpoint_fields(ep: Endpoint, user_name: str) -> list[tuple[str, str]]:
             continue  # TCP info has a section of its own
         value = user_name if f.name == "user" else _value(f.get(ep))
         pairs.append((f.header, value))
-    pairs.append(("Queued", "yes: accepted by TCP, not yet by the application" if is_queued(ep) else "no"))
+    pairs.append(("Queued", "yes: accepted by TCP, not yet by the application" if row.queued else "no"))
     pairs.append(("Cgroup", _value(ep.cgroup_id)))
     if ep.timer is not None:
         pairs.append(
@@ -143,7 +143,7 @@ def render_detail(row: Row | None, ctx: Context) -> Text:
         f"closed, lived {age}\n" if row.closed else f"seen for {age}\n", style="red" if row.closed else ""
     )
     user = ctx.user_name(ep.uid) if ep.uid is not None else "-"
-    for header, value in _endpoint_fields(ep, user):
+    for header, value in _endpoint_fields(row, user):
         out.append(f"  {header + ':':<15}{value}\n")
     out.append("TCP info\n", style="bold")
     info = ep.tcp_info
