@@ -492,3 +492,20 @@ def test_a_connection_closed_with_c_does_not_read_as_queued() -> None:
         assert "Queued:        no" in text and "closed, lived" in text
 
     run(scenario, size=(160, 60))
+
+
+def test_c_refuses_a_listener_and_says_what_closing_it_would_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(actions_module, "destroy_socket", calls.append)
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        await pilot.press("home", "c")  # the first row: the listener on 0.0.0.0:2323
+        await pilot.pause()
+        assert app.table.cursor_row is not None and app.table.cursor_row.endpoint == LISTENER
+        assert not isinstance(app.screen, ConfirmScreen) and not calls
+        await pilot.pause(0.2)  # the toast's first frame
+        text = screen_text(app)
+        assert "LISTEN is a listener, not a" in text and "server's accept()" in text
+
+    run(scenario)

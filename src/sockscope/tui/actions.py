@@ -18,6 +18,7 @@ from textual import work
 from sockscope.model.endpoint import Endpoint
 from sockscope.sources.kill import CloseError, SignalError, destroy_socket, signal_process, sock_id
 from sockscope.tui.columns import COLUMNS
+from sockscope.tui.filtering import is_listening
 from sockscope.tui.save import format_for, render_rows
 from sockscope.tui.screens import ConfirmScreen, HelpScreen, SaveScreen, SignalScreen
 
@@ -73,6 +74,18 @@ class ActionsMixin(_Base):
             self.notify("that connection is already closed")
             return
         ep = row.endpoint
+        if is_listening(row):
+            # TCPView closes connections. Aborting a listener breaks its server: accept()
+            # fails and nothing more connects to the port until the server listens again.
+            self.notify(
+                f"{describe(ep)} is a listener, not a connection: closing it would make its "
+                "server's accept() fail and refuse every new connection on port "
+                f"{ep.local_port}. Close its connections, or signal its process (k).",
+                title="Not closed",
+                severity="warning",
+                timeout=10,
+            )
+            return
         try:
             sock_id(ep)
         except CloseError as exc:
