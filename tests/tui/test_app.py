@@ -300,7 +300,8 @@ def test_close_connection_asks_then_closes_or_explains(monkeypatch: pytest.Monke
 def test_signal_process_defaults_to_term(monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[tuple[int, int]] = []
 
-    def fake(pid: int, sig: int = 15) -> None:
+    def fake(pid: int, inode: int, sig: int = 15) -> None:
+        assert inode == CLIENT.inode
         sent.append((pid, sig))
         if len(sent) > 1:
             raise SignalError(f"process {pid} is already gone")
@@ -507,5 +508,24 @@ def test_c_refuses_a_listener_and_says_what_closing_it_would_do(monkeypatch: pyt
         await pilot.pause(0.2)  # the toast's first frame
         text = screen_text(app)
         assert "LISTEN is a listener, not a" in text and "server's accept()" in text
+
+    run(scenario)
+
+
+def test_k_refuses_a_closed_row_whose_pid_may_have_been_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[object] = []
+    monkeypatch.setattr(actions_module, "signal_process", lambda *a: sent.append(a))
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        clock.advance(1)
+        app.receive(batch(ev(EventKind.CLOSED, CLIENT, 2, duration=1.0, source=Source.DESTROY), at=2))
+        app.tick()
+        await pilot.pause()
+        await pilot.press("down", "down", "k")
+        await pilot.pause(0.2)
+        assert app.table.cursor_row is not None and app.table.cursor_row.closed
+        assert not isinstance(app.screen, SignalScreen) and not sent
+        assert "the connection is closed: nothing shows that pid 4242" in screen_text(app)
 
     run(scenario)

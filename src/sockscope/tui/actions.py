@@ -127,6 +127,18 @@ class ActionsMixin(_Base):
                 "no process holds this socket (queued, TIME_WAIT, or not visible to you)", severity="warning"
             )
             return
+        inode = row.endpoint.inode or 0
+        if row.closed or inode <= 0:
+            # The socket is gone, so nothing shows that pid is still that process (pids
+            # are reused): a signal could reach a stranger.
+            self.notify(
+                f"the connection is closed: nothing shows that pid {owner.pid} is still {owner.name} "
+                "(pids are reused), so k acts only on live rows",
+                title="Not sent",
+                severity="warning",
+                timeout=8,
+            )
+            return
         message = f"{owner.name} (pid {owner.pid}), holding {describe(row.endpoint)}"
 
         def answered(sig: int | None) -> None:
@@ -134,7 +146,7 @@ class ActionsMixin(_Base):
                 return
             name = signal.Signals(sig).name
             try:
-                signal_process(owner.pid, sig)
+                signal_process(owner.pid, inode, sig)
             except SignalError as exc:
                 self.notify(str(exc), title="Not sent", severity="error", timeout=8)
                 return
