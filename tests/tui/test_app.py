@@ -529,3 +529,45 @@ def test_k_refuses_a_closed_row_whose_pid_may_have_been_reused(monkeypatch: pyte
         assert "the connection is closed: nothing shows that pid 4242" in screen_text(app)
 
     run(scenario)
+
+
+async def save_as(app: TopApp, pilot: Pilot[int], path: Path) -> None:
+    await pilot.press("s")
+    box = app.screen.query_one("#path", Input)
+    box.value = str(path)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+def test_save_never_follows_a_planted_link_nor_overwrites(tmp_path: Path) -> None:
+    victim = tmp_path / "passwd"
+    victim.write_text("root:x:0:0\n")
+    (tmp_path / "view.csv").symlink_to(victim)
+    (tmp_path / "old.json").write_text("{}")
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        await save_as(app, pilot, tmp_path / "view.csv")
+        await save_as(app, pilot, tmp_path / "old.json")
+        await pilot.pause(0.2)
+        assert "already exists" in screen_text(app)
+
+    run(scenario)
+    assert victim.read_text() == "root:x:0:0\n" and (tmp_path / "view.csv").is_symlink()
+    assert (tmp_path / "old.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize(("private", "mode"), [(True, 0o600), (False, 0o644)])
+def test_a_saved_view_of_privileged_data_is_the_owners_only(tmp_path: Path, private: bool, mode: int) -> None:
+    import os  # noqa: PLC0415
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        await save_as(app, pilot, tmp_path / "view.csv")
+
+    old = os.umask(0o022)
+    try:
+        run(scenario, private_output=private)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "view.csv").stat().st_mode & 0o777 == mode

@@ -121,6 +121,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         netns=args.netns or "",
         privilege=read_privilege(),
         can_act=not args.replay,
+        private_output=_private_output(args),
     )
     watcher: Watcher | None = None
     if args.replay:
@@ -140,6 +141,18 @@ def run(args: argparse.Namespace, env: Env) -> int:
         env.error(app.error)
         return ExitStatus.ERROR
     return code
+
+
+def _private_output(args: argparse.Namespace) -> bool:
+    """Whether what top shows came from privileged sources (so a saved view is 0600)."""
+    if os.geteuid() == 0:
+        return True
+    if args.replay:
+        try:
+            return not os.stat(args.replay).st_mode & 0o004  # others may not read it
+        except OSError:
+            return True
+    return False
 
 
 def _owner_warning(watcher: Watcher) -> tuple[str, ...]:

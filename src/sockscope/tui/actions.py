@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from textual import work
 
 from sockscope.model.endpoint import Endpoint
+from sockscope.sources.files import OutputFileError, write_new_file
 from sockscope.sources.kill import CloseError, SignalError, destroy_socket, signal_process, sock_id
 from sockscope.tui.columns import COLUMNS
 from sockscope.tui.filtering import is_listening
@@ -179,9 +180,9 @@ class ActionsMixin(_Base):
         }
         text = render_rows(rows, format_for(str(path)), now, header)
         try:
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            self.notify(f"could not save {path}: {exc.strerror or exc}", severity="error")
+            write_new_file(str(path), text, private=self.options.private_output)
+        except OutputFileError as exc:
+            self.notify(f"not saved: {exc}", title="Not saved", severity="error", timeout=8)
             return 0
         self.notify(f"saved {len(rows)} rows to {path}", title="Saved")
         return len(rows)

@@ -57,6 +57,9 @@ class TopOptions:
     netns: str = ""
     privilege: str = ""
     can_act: bool = True  # a replayed recording has nothing to close or signal
+    # Saved views readable by their owner only: the data came from privileged sources
+    # (root's view of every process, or a recording only its owner may read).
+    private_output: bool = True
     warnings: tuple[str, ...] = ()  # the watcher's, shown once at start
 
 
