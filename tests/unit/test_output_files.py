@@ -41,5 +41,5 @@ def test_modes_follow_the_privilege_of_the_data(tmp_path: Path) -> None:
 
 
 def test_a_directory_that_refuses_is_one_message(tmp_path: Path) -> None:
-    with pytest.raises(OutputFileError, match="could not create .*: No such file or directory"):
+    with pytest.raises(OutputFileError, match=r"could not create .*: No such file or directory"):
         create_new_file(str(tmp_path / "missing" / "out"), private=True)
