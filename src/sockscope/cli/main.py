@@ -156,8 +156,8 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         env.error(str(exc))
         return ExitStatus.USAGE
     except Exception as exc:
-        if not isinstance(exc, _runtime_errors()):
-            raise
+        if not isinstance(exc, _runtime_errors()) or isinstance(exc, BrokenPipeError):
+            raise  # a bug's traceback; a closed pipe is entry_point's
         message = _runtime_message(exc)
         if _needs_root(exc) and os.geteuid() != 0:
             message += f"; run it as root: {env.as_root(given)}"
@@ -171,7 +171,9 @@ def _runtime_errors() -> tuple[type[Exception], ...]:
     # NetnsError's module imports pathlib: only a failing command pays for it.
     from sockscope.sources.netns import NetnsError  # noqa: PLC0415
 
-    return (NetnsError, NetlinkError, ParseError, PermissionError)
+    # OSError last: whatever the system refused (a name too long, a full disk, no more
+    # file descriptors) is a runtime failure to tell in one line, not a traceback.
+    return (NetnsError, NetlinkError, ParseError, OSError)
 
 
 def _needs_root(exc: Exception) -> bool:
@@ -185,8 +187,19 @@ def _runtime_message(exc: Exception) -> str:
     if isinstance(exc, ParseError):
         return f"could not decode the kernel's reply: {exc}"
     if isinstance(exc, PermissionError):
-        return f"permission denied: {exc.filename or exc}"
+        return f"permission denied: {_shown(exc.filename) or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = _shown(exc.filename)
+        return f"{exc.strerror}: {where}" if where else exc.strerror
     return str(exc)
+
+
+def _shown(filename: object) -> str:
+    """A file name for a one-line message: at most 80 characters of it."""
+    if filename is None:
+        return ""
+    text = str(filename)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def entry_point() -> None:
