@@ -127,3 +127,27 @@ def test_a_catastrophic_pattern_against_a_hostile_socket_name_returns() -> None:
             check=False,
         )
         assert proc.returncode == 0 and "sockscope-aaa" in proc.stdout
+
+
+def test_a_warning_about_root_says_how_to_run_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io  # noqa: PLC0415
+
+    from sockscope.cli import env as env_module  # noqa: PLC0415
+    from sockscope.cli.env import Env  # noqa: PLC0415
+
+    err = io.StringIO()
+    env = Env(stderr=err, program="/opt/bin/sockscope")
+    env.argv = ["watch", "port == 22"]
+    monkeypatch.setattr(env_module.os, "geteuid", lambda: 1000)
+    env.warn("tracepoint source off: the state-change tracepoint needs root")
+    env.warn("nothing about privilege")
+    env.error("binding port 23 needs root (or CAP_NET_BIND_SERVICE)")
+    assert err.getvalue().splitlines() == [
+        "sockscope: warning: tracepoint source off: the state-change tracepoint needs root; "
+        "run it as root: sudo /opt/bin/sockscope watch 'port == 22'",
+        "sockscope: warning: nothing about privilege",
+        "sockscope: binding port 23 needs root (or CAP_NET_BIND_SERVICE); "
+        "run it as root: sudo /opt/bin/sockscope watch 'port == 22'",
+    ]
+    monkeypatch.setattr(env_module.os, "geteuid", lambda: 0)
+    assert env.with_root_hint("x needs root", True) == "x needs root"  # root has it already

@@ -571,3 +571,26 @@ def test_a_saved_view_of_privileged_data_is_the_owners_only(tmp_path: Path, priv
     finally:
         os.umask(old)
     assert (tmp_path / "view.csv").stat().st_mode & 0o777 == mode
+
+
+def test_a_refused_close_says_how_to_run_top_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno  # noqa: PLC0415
+
+    def refuse(endpoint: object) -> None:
+        raise CloseError("closing a connection needs CAP_NET_ADMIN in its network namespace", errno.EPERM)
+
+    monkeypatch.setattr(actions_module, "destroy_socket", refuse)
+    told: list[str] = []
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        app.notify = lambda message, **kw: told.append(str(message))  # type: ignore[method-assign,assignment]
+        await pilot.press("down", "down", "c", "y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert told == [
+            "closing a connection needs CAP_NET_ADMIN in its network namespace; "
+            "run top as root: sudo /opt/bin/sockscope top -n"
+        ]
+
+    run(scenario, root_command="sudo /opt/bin/sockscope top -n")

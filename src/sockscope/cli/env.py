@@ -58,6 +58,7 @@ class Env:
         self.proc_root = proc_root
         self.clock = clock
         self.sleep = sleep
+        self.argv: list[str] | None = None  # the command line being run (set by main)
 
     def __repr__(self) -> str:
         return (
@@ -78,18 +79,25 @@ class Env:
             width = shutil.get_terminal_size((80, 24)).columns
         return cls(sys.stdout, sys.stderr, sys.stdin.isatty(), tty, width, dict(os.environ))
 
-    def error(self, message: str) -> None:
-        """One line on stderr, prefixed with the program's name."""
-        print(f"sockscope: {message}", file=self.stderr)
+    def error(self, message: str, *, needs_root: bool = False) -> None:
+        """One line on stderr, prefixed with the program's name (see ``with_root_hint``)."""
+        print(f"sockscope: {self.with_root_hint(message, needs_root)}", file=self.stderr)
+
+    def warn(self, message: str) -> None:
+        """A warning line on stderr (see ``with_root_hint``)."""
+        print(f"sockscope: warning: {self.with_root_hint(message, False)}", file=self.stderr)
 
     def as_root(self, argv: list[str]) -> str:
         """The command line that runs ``argv`` again with root's privilege."""
         program = self.program if self.program is not None else _program()
         return f"sudo {program} {shlex.join(argv)}".rstrip()
 
-    def warn(self, message: str) -> None:
-        """A warning line on stderr."""
-        print(f"sockscope: warning: {message}", file=self.stderr)
+    def with_root_hint(self, message: str, needs_root: bool) -> str:
+        """``message``, and when it is about missing privilege (it says something
+        "needs root") and we lack it, the command line that runs this command as root."""
+        if self.argv is None or os.geteuid() == 0 or not (needs_root or "needs root" in message):
+            return message
+        return f"{message}; run it as root: {self.as_root(self.argv)}"
 
 
 def _program() -> str:

@@ -144,6 +144,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     """Run one command; return its exit status (never raises for bad input)."""
     env = env or Env.from_process()
     given = list(sys.argv[1:] if argv is None else argv)
+    env.argv = given
     args_list = _with_default_command(given, interactive=env.stdin_isatty and env.stdout_isatty)
     try:
         _check_command_word(given)
@@ -158,10 +159,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     except Exception as exc:
         if not isinstance(exc, _runtime_errors()) or isinstance(exc, BrokenPipeError):
             raise  # a bug's traceback; a closed pipe is entry_point's
-        message = _runtime_message(exc)
-        if _needs_root(exc) and os.geteuid() != 0:
-            message += f"; run it as root: {env.as_root(given)}"
-        env.error(message)
+        env.error(_runtime_message(exc), needs_root=_needs_root(exc))
         return ExitStatus.ERROR
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED

@@ -130,7 +130,10 @@ def run(args: argparse.Namespace, env: Env) -> int:
         watcher = _watcher(args)
         feed = _watch_feed(args, watcher)
     if watcher is not None:
-        options.warnings = tuple(watcher.warnings) + _owner_warning(watcher)
+        warnings = (*watcher.warnings, *_owner_warning(watcher))
+        options.warnings = tuple(env.with_root_hint(w, False) for w in warnings)
+    if os.geteuid() != 0 and env.argv is not None:
+        options.root_command = env.as_root(env.argv)
     app = TopApp(options, feed)
     try:
         code = int(app.run() or 0)

@@ -7,6 +7,7 @@ without socket destroy, already gone), never as a crash.
 
 from __future__ import annotations
 
+import errno
 import signal
 import time
 from collections.abc import Callable
@@ -111,7 +112,10 @@ class ActionsMixin(_Base):
         try:
             destroy_socket(ep)
         except CloseError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Not closed", severity="error", timeout=8)
+            message = str(exc)
+            if exc.errno in (errno.EPERM, errno.EACCES) and self.options.root_command:
+                message += f"; run top as root: {self.options.root_command}"
+            self.call_from_thread(self.notify, message, title="Not closed", severity="error", timeout=8)
             return
         self.call_from_thread(self.notify, f"closed {describe(ep)}", title="Closed")
 

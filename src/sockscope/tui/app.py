@@ -61,6 +61,7 @@ class TopOptions:
     # (root's view of every process, or a recording only its owner may read).
     private_output: bool = True
     warnings: tuple[str, ...] = ()  # the watcher's, shown once at start
+    root_command: str = ""  # how to run this top as root, when it runs without
 
 
 class BatchReady(Message):
