@@ -220,3 +220,26 @@ def test_stop_during_a_download_with_typed_ahead_lines() -> None:
         pass
     assert t.server.stats.active == 0 and t.server.stats.downloads_cut == 1
     sock.close()
+
+
+def test_interrupt_after_a_line_typed_during_a_download(server: ServerThread) -> None:
+    """A typed line waits for the download; the interrupt after it still acts at once."""
+    sock = greet(server.server.address)
+    sock.sendall(b"download 1G 1MB/s\r\n")
+    read_until(sock, b"downloading")
+    sock.sendall(b"ports\r\n")
+    time.sleep(0.2)
+    sock.sendall(bytes([IAC, IP]))
+    began = time.monotonic()
+    text = read_until(sock, b"you:", timeout=5)  # the interrupt, then the typed line
+    assert time.monotonic() - began < 2
+    assert b"interrupted" in text and text.index(b"interrupted") < text.index(b"you:")
+    sock.close()
+
+
+def test_lines_typed_during_a_download_run_after_it_in_order(server: ServerThread) -> None:
+    sock = greet(server.server.address)
+    sock.sendall(b"download 64k\r\nports\r\nhelp\r\n")
+    text = read_until(sock, b"commands:", timeout=10)
+    assert text.index(b"done:") < text.index(b"you:") < text.index(b"commands:")
+    sock.close()

@@ -66,3 +66,8 @@ class ReplaySocket:
 
     def close(self) -> None:
         pass
+
+
+def requests_in(path: Path) -> list[bytes]:
+    """The requests a fixture file says were sent, in order."""
+    return [bytes.fromhex(line[2:]) for line in path.read_text().splitlines() if line.startswith("> ")]

@@ -17,6 +17,7 @@ from tests.helpers.netns import socket_in
 PORT_LISTEN = 2323
 PORT_V6 = 2324
 PORT_UDP = 5353
+PORT_QUEUE = 2325
 
 
 @dataclass
@@ -71,4 +72,16 @@ def build(ns: str) -> Scenario:
     mapped.connect(("127.0.0.1", PORT_V6))
     sc.keep("mapped_server", l6.accept()[0])
     time.sleep(0.1)  # let FIN/ACKs settle so states are stable
+    return sc
+
+
+def build_queue(ns: str, sc: Scenario) -> Scenario:
+    """A listener (backlog 1) whose application accepts nothing: two connections wait
+    in its accept queue, which is then full."""
+    lst = sc.keep("queue_listener", socket_in(ns))
+    lst.bind(("0.0.0.0", PORT_QUEUE))
+    lst.listen(1)
+    for i in range(2):
+        sc.keep(f"queued_client{i}", socket_in(ns)).connect(("127.0.0.1", PORT_QUEUE))
+    time.sleep(0.1)
     return sc

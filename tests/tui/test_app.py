@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from textual import events
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import Input
 
 from sockscope.model.event import EventKind, Source
 from sockscope.model.states import TcpState
 from sockscope.sources.kill import CloseError, SignalError
-from sockscope.tui import TopApp, TopOptions, filtering
+from sockscope.tui import TopApp, TopOptions
 from sockscope.tui import actions as actions_module
 from sockscope.tui.model import Status
 from sockscope.tui.names import Names
@@ -136,7 +137,7 @@ def test_a_connection_shorter_than_a_refresh_still_flashes_red() -> None:
     run(scenario)
 
 
-def test_filter_bar_error_keeps_the_table_until_valid() -> None:
+def test_filter_bar_checks_as_typed_and_applies_on_enter() -> None:
     async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
         await connect(app, pilot, clock)
         await pilot.press("slash")
@@ -146,20 +147,39 @@ def test_filter_bar_error_keeps_the_table_until_valid() -> None:
         await pilot.pause()
         text = screen_text(app)
         assert "bad filter at column 10" in text and "^" in text
-        assert len(app.view) == 3  # unchanged while the filter is not valid
+        assert len(app.view) == 3
         for key in "40000":
             await pilot.press(key)
         await pilot.pause()
-        assert [ln.split()[1] for ln in table_lines(app)] == ["127.0.0.1:40000"]
         assert "bad filter" not in screen_text(app)
+        assert len(app.view) == 3 and app.filter is None  # valid, but not submitted
         await pilot.press("enter")
         assert isinstance(app.focused, ConnTable)
+        assert [ln.split()[1] for ln in table_lines(app)] == ["127.0.0.1:40000"]
         assert "filter: lport == 40000" in screen_text(app)
-        # The bar selects its text: typing replaces it. An invalid filter left with Esc
-        # goes back to the one in force.
+        # The bar selects its text: typing replaces it. What is typed and left with Esc
+        # is dropped: the filter in force stays.
         await pilot.press("slash", "x", "escape")
         assert app.filter is not None and app.filter.text == "lport == 40000"
         assert len(app.view) == 1
+
+    run(scenario)
+
+
+def test_the_filter_in_force_is_only_ever_one_submitted_whole() -> None:
+    """'lport == 9999' parses on the way to 'lport == 99999 and (': it must never apply."""
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        await pilot.press("slash", *"lport == 99999 and (", "enter")
+        await pilot.pause()
+        assert app.filter is None and len(app.view) == 3
+        assert app.part("#filter-bar", Widget).display  # still open, with the error
+        assert "bad filter" in screen_text(app)
+        await pilot.press("escape")
+        assert app.filter is None and not app.part("#filter-bar", Widget).display
+        await pilot.press("slash", *"lport == 2323", "enter", "slash", *"lport == 232", "escape")
+        assert app.filter is not None and app.filter.text == "lport == 2323" and len(app.view) == 2
 
     run(scenario)
 
@@ -280,7 +300,8 @@ def test_close_connection_asks_then_closes_or_explains(monkeypatch: pytest.Monke
 def test_signal_process_defaults_to_term(monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[tuple[int, int]] = []
 
-    def fake(pid: int, sig: int = 15) -> None:
+    def fake(pid: int, inode: int, sig: int = 15) -> None:
+        assert inode == CLIENT.inode
         sent.append((pid, sig))
         if len(sent) > 1:
             raise SignalError(f"process {pid} is already gone")
@@ -398,8 +419,10 @@ def test_keys_typed_right_after_slash_reach_the_bar() -> None:
 
     async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
         await connect(app, pilot, clock)
-        for ch in "/raddr in 127.0.0.0/8 and lport == 40000":
-            key = {"/": "slash", " ": "space", "=": "equals_sign", ".": "full_stop"}.get(ch, ch)
+        for ch in "/raddr in 127.0.0.0/8 and lport == 40000\r":
+            key = {"/": "slash", " ": "space", "=": "equals_sign", ".": "full_stop", "\r": "enter"}.get(
+                ch, ch
+            )
             app.post_message(events.Key(key, ch))  # no pause between keys
         await pilot.pause()
         await pilot.pause()
@@ -423,22 +446,6 @@ def test_a_slash_in_the_save_dialog_is_part_of_the_path(tmp_path: Path) -> None:
     run(scenario)
 
 
-def test_on_big_tables_the_filter_waits_for_typing_to_pause(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(filtering, "DEBOUNCE_ROWS", 1)
-
-    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
-        await connect(app, pilot, clock)
-        await pilot.press("slash", *"lport == 2323")
-        assert app.filter is None  # not yet: typing has not paused
-        await pilot.pause(0.4)
-        assert app.filter is not None and len(app.view) == 2
-        await pilot.press("enter", "slash", *"lport == 40000", "enter")  # Enter applies at once
-        assert app.filter is not None and app.filter.text == "lport == 40000"
-        assert len(app.view) == 1
-
-    run(scenario)
-
-
 def test_filters_on_event_fields_see_each_rows_latest_event() -> None:
     async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
         await connect(app, pilot, clock)
@@ -448,3 +455,142 @@ def test_filters_on_event_fields_see_each_rows_latest_event() -> None:
         assert [ln.split()[1] for ln in table_lines(app)] == ["127.0.0.1:40000"]
 
     run(scenario)
+
+
+def test_ctrl_c_quits() -> None:
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.return_code == 0 and not app.is_running
+
+    run(scenario)
+
+
+def test_ctrl_c_quits_from_the_filter_bar_too() -> None:
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await pilot.press("slash", "p", "o")
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not app.is_running
+
+    run(scenario)
+
+
+def test_a_connection_closed_with_c_does_not_read_as_queued() -> None:
+    """The destroy message of an aborted socket has no inode (it is orphaned)."""
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        aborted = CLIENT._replace(inode=0, tcp_info=info(sent=43_000_000))
+        clock.advance(1)
+        app.receive(batch(ev(EventKind.CLOSED, aborted, 2, duration=1.0, source=Source.DESTROY), at=2))
+        app.tick()
+        await pilot.pause()
+        line = next(ln for ln in table_lines(app) if "127.0.0.1:40000" in ln.split()[1])
+        assert "ESTABLISHED" in line and "queued" not in line, line
+        await pilot.press("down", "down", "enter")
+        text = screen_text(app)
+        assert "Queued:        no" in text and "closed, lived" in text
+
+    run(scenario, size=(160, 60))
+
+
+def test_c_refuses_a_listener_and_says_what_closing_it_would_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(actions_module, "destroy_socket", calls.append)
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        await pilot.press("home", "c")  # the first row: the listener on 0.0.0.0:2323
+        await pilot.pause()
+        assert app.table.cursor_row is not None and app.table.cursor_row.endpoint == LISTENER
+        assert not isinstance(app.screen, ConfirmScreen) and not calls
+        await pilot.pause(0.2)  # the toast's first frame
+        text = screen_text(app)
+        assert "LISTEN is a listener, not a" in text and "server's accept()" in text
+
+    run(scenario)
+
+
+def test_k_refuses_a_closed_row_whose_pid_may_have_been_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[object] = []
+    monkeypatch.setattr(actions_module, "signal_process", lambda *a: sent.append(a))
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        clock.advance(1)
+        app.receive(batch(ev(EventKind.CLOSED, CLIENT, 2, duration=1.0, source=Source.DESTROY), at=2))
+        app.tick()
+        await pilot.pause()
+        await pilot.press("down", "down", "k")
+        await pilot.pause(0.2)
+        assert app.table.cursor_row is not None and app.table.cursor_row.closed
+        assert not isinstance(app.screen, SignalScreen) and not sent
+        assert "the connection is closed: nothing shows that pid 4242" in screen_text(app)
+
+    run(scenario)
+
+
+async def save_as(app: TopApp, pilot: Pilot[int], path: Path) -> None:
+    await pilot.press("s")
+    box = app.screen.query_one("#path", Input)
+    box.value = str(path)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+def test_save_never_follows_a_planted_link_nor_overwrites(tmp_path: Path) -> None:
+    victim = tmp_path / "passwd"
+    victim.write_text("root:x:0:0\n")
+    (tmp_path / "view.csv").symlink_to(victim)
+    (tmp_path / "old.json").write_text("{}")
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        await save_as(app, pilot, tmp_path / "view.csv")
+        await save_as(app, pilot, tmp_path / "old.json")
+        await pilot.pause(0.2)
+        assert "already exists" in screen_text(app)
+
+    run(scenario)
+    assert victim.read_text() == "root:x:0:0\n" and (tmp_path / "view.csv").is_symlink()
+    assert (tmp_path / "old.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize(("private", "mode"), [(True, 0o600), (False, 0o644)])
+def test_a_saved_view_of_privileged_data_is_the_owners_only(tmp_path: Path, private: bool, mode: int) -> None:
+    import os  # noqa: PLC0415
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        await save_as(app, pilot, tmp_path / "view.csv")
+
+    old = os.umask(0o022)
+    try:
+        run(scenario, private_output=private)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "view.csv").stat().st_mode & 0o777 == mode
+
+
+def test_a_refused_close_says_how_to_run_top_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno  # noqa: PLC0415
+
+    def refuse(endpoint: object) -> None:
+        raise CloseError("closing a connection needs CAP_NET_ADMIN in its network namespace", errno.EPERM)
+
+    monkeypatch.setattr(actions_module, "destroy_socket", refuse)
+    told: list[str] = []
+
+    async def scenario(app: TopApp, pilot: Pilot[int], clock: Clock) -> None:
+        await connect(app, pilot, clock)
+        app.notify = lambda message, **kw: told.append(str(message))  # type: ignore[method-assign,assignment]
+        await pilot.press("down", "down", "c", "y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert told == [
+            "closing a connection needs CAP_NET_ADMIN in its network namespace; "
+            "run top as root: sudo /opt/bin/sockscope top -n"
+        ]
+
+    run(scenario, root_command="sudo /opt/bin/sockscope top -n")

@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from ipaddress import ip_address
 
 import pytest
@@ -110,20 +111,53 @@ def test_success_and_what_cannot_be_closed() -> None:
         sock_id(unix)
 
 
+HOLDER = """
+import os, socket, sys, time
+s = socket.socket()
+print(os.fstat(s.fileno()).st_ino, flush=True)
+time.sleep(30)
+"""
+
+
+def holder() -> tuple[subprocess.Popen[str], int]:
+    """A process holding one socket, and that socket's inode."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
 def test_signal_errors() -> None:
     with pytest.raises(SignalError, match="refusing"):
-        signal_process(1)
+        signal_process(1, 5)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait(timeout=10)
     with pytest.raises(SignalError, match="already gone"):
-        signal_process(child.pid)  # reaped: no such process
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        signal_process(child.pid, 5)  # reaped: no such process
+    proc, inode = holder()
     try:
-        signal_process(sleeper.pid, signal.SIGTERM)
-        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+        signal_process(proc.pid, inode, signal.SIGTERM)
+        assert proc.wait(timeout=10) == -signal.SIGTERM
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        proc.kill()
+        proc.wait()
+
+
+def test_only_the_process_holding_the_socket_shown_is_signalled() -> None:
+    """A pid whose process no longer holds the socket (it exited, and the pid went to a
+    stranger) gets nothing."""
+    shown, inode = holder()
+    stranger, _ = holder()
+    try:
+        with pytest.raises(SignalError, match="no longer holds the socket shown"):
+            signal_process(stranger.pid, inode, signal.SIGTERM)  # as if the pid were reused
+        with pytest.raises(SignalError, match="no inode"):
+            signal_process(stranger.pid, 0, signal.SIGTERM)
+        time.sleep(0.2)
+        assert stranger.poll() is None and shown.poll() is None  # both untouched
+    finally:
+        for proc in (shown, stranger):
+            proc.kill()
+            proc.wait()
 
 
 def _pair(ns: str, port: int) -> tuple[socket.socket, socket.socket, socket.socket]:

@@ -161,3 +161,18 @@ def test_see_filter_close_quit(netns: str, top: Tmux) -> None:
         assert not instance.exists()
     finally:
         lst.close()
+
+
+def test_sockscope_alone_on_a_terminal_is_top_and_ctrl_c_quits(netns: str) -> None:
+    # Inside the test's namespace, so top sees only what is there.
+    term = Tmux(["ip", "netns", "exec", netns, sys.executable, "-m", "sockscope"])
+    try:
+        term.wait(lambda s: "rows" in s and "Quit" in s, "top's status bar and keys")
+        term.keys("C-c")
+        deadline = time.monotonic() + 15
+        while not term.dead():
+            assert time.monotonic() < deadline, term.screen()
+            time.sleep(0.1)
+        assert "ctrl+q" not in term.screen()
+    finally:
+        term.kill()

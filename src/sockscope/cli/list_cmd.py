@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import gc
 
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, add_notation_options
-from sockscope.cli.query import apply_predicate, build_selection
+from sockscope.cli.query import apply_predicate, build_selection, read_snapshot, selected_protocols
 from sockscope.model.endpoint import Endpoint, Snapshot
 from sockscope.model.states import Proto
-from sockscope.query.dump import run_query
 from sockscope.render.addresses import Notation
 from sockscope.render.listing import ListingStyle, render_listing_text
+from sockscope.render.summary import render_summary
 
 DESCRIPTION = """\
 List every endpoint, as netstat and ss do: TCP and UDP over IPv4 and IPv6, and UNIX
@@ -99,24 +98,13 @@ def add_listing_flags(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     """Read, filter and print the listing."""
-    # The cyclic collector stays off while the listing is built: it would walk the tens of
-    # thousands of endpoints again and again as they pile up, and they hold no cycles.
-    # They are all freed (by reference counting) before it is back on, so it has nothing
-    # left over to walk then either.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        text = _listing(args, env)
-    finally:
-        if collecting:
-            gc.enable()
-    env.stdout.write(text)
+    env.stdout.write(_listing(args, env))
     return 0
 
 
 def _listing(args: argparse.Namespace, env: Env) -> str:
     selection = build_selection(args, processes=args.processes, tcp_info=args.info)
-    snap = run_query(selection.query)
+    snap = read_snapshot(selection.query, env)
     for warning in snap.warnings:
         env.warn(warning)
     endpoints = apply_predicate(selection, snap.endpoints)
@@ -143,8 +131,6 @@ def format_listing(args: argparse.Namespace, snap: Snapshot, endpoints: list[End
                 endpoints, args.info, args.timers, unix=any(e.proto is Proto.UNIX for e in endpoints)
             )
     if args.summary:
-        from sockscope.render.summary import render_summary  # noqa: PLC0415 - lazy, as above
-
         return "\n".join(render_summary(endpoints)) + "\n"
     style = ListingStyle(
         layout="ss" if args.ss_layout else ("bsd" if args.bsd else "netstat"),
@@ -180,4 +166,14 @@ def _title(args: argparse.Namespace, snap: Snapshot) -> str:
         kind = "servers and established" if args.all else "w/o servers"
     where = f" in network namespace {snap.netns}" if snap.netns else ""
     source = f" [source: {snap.source}]" if snap.source != "netlink" else ""
-    return f"Active Internet connections ({kind}){where}{source}"
+    return f"Active {_what(args)} ({kind}){where}{source}"
+
+
+def _what(args: argparse.Namespace) -> str:
+    """netstat's name for what is listed: Internet connections, UNIX domain sockets, or both."""
+    asked = selected_protocols(args)
+    unix = Proto.UNIX in asked
+    inet = any(p is not Proto.UNIX for p in asked)
+    if unix and inet:
+        return "Internet connections and UNIX domain sockets"
+    return "UNIX domain sockets" if unix else "Internet connections"

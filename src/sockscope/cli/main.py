@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +50,8 @@ SUBCOMMANDS = (
     "exporter",
     "help",
 )
+#: A first word that could be a command's name (a filter's first word often is a field).
+_BARE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
 
 
 def build_parser(env: Env, only: str | None = None) -> argparse.ArgumentParser:
@@ -109,7 +113,7 @@ def run_help(args: argparse.Namespace, env: Env) -> int:
     if args.topic == "filters":
         from sockscope.model.filter import render_filter_help  # noqa: PLC0415 - lazy
 
-        env.stdout.write(render_filter_help().rstrip("\n") + "\n")
+        env.stdout.write(render_filter_help(env.width).rstrip("\n") + "\n")
         return ExitStatus.OK
     if args.topic:
         raise UsageError(f"no help topic {args.topic!r}; topics: filters")
@@ -132,25 +136,45 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 
 
 def _with_default_command(argv: list[str], interactive: bool = False) -> list[str]:
-    # 'sockscope' alone is 'top' on a terminal (when Textual is there), else 'list';
+    # 'sockscope' alone is 'top' on a terminal, else 'list';
     # 'sockscope -tanp' means 'sockscope list -tanp'.
     if not argv and interactive:
-        import importlib.util  # noqa: PLC0415 - ~2 ms, and only a bare 'sockscope' needs it
-
-        if importlib.util.find_spec("textual") is not None:
-            return ["top"]
+        return ["top"]
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
         return ["list", *argv]
     return argv
 
 
+def _check_command_word(argv: list[str]) -> None:
+    """'sockscope lsit' is a mistyped command, not a filter with an unknown field.
+
+    Raises:
+        UsageError: the first word is no command and no filter field either.
+    """
+    word = argv[0] if argv else ""
+    if word in SUBCOMMANDS or not _BARE_WORD.match(word):
+        return
+    from sockscope.model.filter import FilterError, parse_filter  # noqa: PLC0415 - this path only
+    from sockscope.model.filter.errors import did_you_mean  # noqa: PLC0415 - as above
+
+    try:
+        parse_filter(word)
+    except FilterError as exc:
+        if exc.column == 0 and exc.message.startswith("unknown field"):
+            hint = did_you_mean(word, SUBCOMMANDS) or (
+                f" (commands: {', '.join(SUBCOMMANDS)}; filter fields: 'sockscope help filters')"
+            )
+            raise UsageError(f"unknown command {word!r}{hint}") from None
+
+
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     """Run one command; return its exit status (never raises for bad input)."""
     env = env or Env.from_process()
-    args_list = _with_default_command(
-        list(sys.argv[1:] if argv is None else argv), interactive=env.stdin_isatty and env.stdout_isatty
-    )
+    given = list(sys.argv[1:] if argv is None else argv)
+    env.argv = given
+    args_list = _with_default_command(given, interactive=env.stdin_isatty and env.stdout_isatty)
     try:
+        _check_command_word(given)
         parser = build_parser(env, only=args_list[0] if args_list[0] in SUBCOMMANDS else None)
         args = _parse(parser, args_list)
         return int(args.run(args, env))
@@ -160,9 +184,9 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         env.error(str(exc))
         return ExitStatus.USAGE
     except Exception as exc:
-        if not isinstance(exc, _runtime_errors()):
-            raise
-        env.error(_runtime_message(exc))
+        if not isinstance(exc, _runtime_errors()) or isinstance(exc, BrokenPipeError):
+            raise  # a bug's traceback; a closed pipe is entry_point's
+        env.error(_runtime_message(exc), needs_root=_needs_root(exc))
         return ExitStatus.ERROR
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
@@ -172,7 +196,13 @@ def _runtime_errors() -> tuple[type[Exception], ...]:
     # NetnsError's module imports pathlib: only a failing command pays for it.
     from sockscope.sources.netns import NetnsError  # noqa: PLC0415
 
-    return (NetnsError, NetlinkError, ParseError, PermissionError)
+    # OSError last: whatever the system refused (a name too long, a full disk, no more
+    # file descriptors) is a runtime failure to tell in one line, not a traceback.
+    return (NetnsError, NetlinkError, ParseError, OSError)
+
+
+def _needs_root(exc: Exception) -> bool:
+    return isinstance(exc, PermissionError) or bool(getattr(exc, "needs_root", False))
 
 
 def _runtime_message(exc: Exception) -> str:
@@ -182,12 +212,24 @@ def _runtime_message(exc: Exception) -> str:
     if isinstance(exc, ParseError):
         return f"could not decode the kernel's reply: {exc}"
     if isinstance(exc, PermissionError):
-        return f"permission denied: {exc.filename or exc}"
+        return f"permission denied: {_shown(exc.filename) or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = _shown(exc.filename)
+        return f"{exc.strerror}: {where}" if where else exc.strerror
     return str(exc)
+
+
+def _shown(filename: object) -> str:
+    """A file name for a one-line message: at most 80 characters of it."""
+    if filename is None:
+        return ""
+    text = str(filename)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def entry_point() -> None:
     """The console script: real streams, exit status to the shell."""
+    _tune_gc(sys.argv[1:])
     try:
         code = main()
         sys.stdout.flush()
@@ -196,3 +238,18 @@ def entry_point() -> None:
         sys.stderr.close()
         code = 0
     sys.exit(code)
+
+
+def _tune_gc(argv: list[str]) -> None:
+    """A one-shot listing runs without the cyclic collector, for this process only.
+
+    A dump builds tens of thousands of endpoints that hold no cycles; the collector
+    would walk them again and again as they pile up (~15% of the decode at 60k sockets),
+    and the process exits right after printing them. Commands that keep running (watch,
+    top, queues --watch, demo) keep it. Done here, never in ``main`` or the library:
+    the process is ours only when we are the program.
+    """
+    args = _with_default_command(argv, interactive=sys.stdin.isatty() and sys.stdout.isatty())
+    watching = any(a.startswith("--w") for a in args)  # --watch, as argparse's prefixes
+    if args[0] == "list" or (args[0] == "queues" and not watching):
+        gc.disable()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from sockscope.cli.env import Env
 
@@ -18,9 +19,12 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser that writes to the injected streams and raises instead of exiting."""
+    """An ArgumentParser that writes to the injected streams and raises instead of exiting.
 
-    env: Env
+    Each parser holds its own ``env`` (its subcommands' parsers share it), so two
+    commands run at once, in two threads, write to their own streams.
+    """
+
     # argparse makes a HelpFormatter for every add_argument (to check the metavar) and
     # for add_subparsers (to name the subcommands), and each one asks the terminal for
     # its width, importing shutil: ~3 ms of a short listing's start-up, for text nobody
@@ -28,12 +32,20 @@ class Parser(argparse.ArgumentParser):
     # the terminal's.
     _unseen_text = False
 
+    def __init__(self, *args: Any, env: Env, **kwargs: Any) -> None:  # noqa: ANN401 - argparse's own
+        super().__init__(*args, **kwargs)
+        self.env = env
+
     def _get_formatter(self) -> argparse.HelpFormatter:
         if self._unseen_text:
             return self.formatter_class(prog=self.prog, width=78)  # type: ignore[call-arg]
         return super()._get_formatter()
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # noqa: ANN401 - argparse's own
+        if kwargs.get("nargs") == "*" and args and not str(args[0]).startswith("-"):
+            # argparse lists a '*' positional without a default among the required ones
+            # when the arguments before it are missing ("required: file, FILTER").
+            kwargs.setdefault("default", [])
         self._unseen_text = True
         try:
             return super().add_argument(*args, **kwargs)
@@ -41,11 +53,26 @@ class Parser(argparse.ArgumentParser):
             self._unseen_text = False
 
     def add_subparsers(self, **kwargs: Any) -> Any:  # noqa: ANN401 - argparse's own signature
+        kwargs.setdefault("parser_class", partial(type(self), env=self.env))
         self._unseen_text = True
         try:
             return super().add_subparsers(**kwargs)
         finally:
             self._unseen_text = False
+
+    def _parse_optional(self, arg_string: str) -> Any:  # noqa: ANN401 - argparse's own
+        # '-4' and '-6' are flags, so argparse takes every negative number for an unknown
+        # option ('--duration -1': "expected one argument"). A word that starts like a
+        # negative number and does not begin with a known flag is a value, and its
+        # option's type check says what is wrong with it.
+        if (
+            arg_string[:1] == "-"
+            and arg_string[1:2].isdigit()
+            and arg_string not in self._option_string_actions
+            and not self._get_option_tuples(arg_string)
+        ):
+            return None
+        return super()._parse_optional(arg_string)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
@@ -62,8 +89,7 @@ class Parser(argparse.ArgumentParser):
 
 def new_parser(env: Env, **kwargs: object) -> Parser:
     """A top-level parser bound to ``env``; subparsers inherit the binding."""
-    Parser.env = env
-    return Parser(formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)  # type: ignore[arg-type]
+    return Parser(formatter_class=argparse.RawDescriptionHelpFormatter, env=env, **kwargs)
 
 
 def add_notation_options(p: argparse.ArgumentParser) -> None:

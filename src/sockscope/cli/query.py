@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from sockscope._namedtuple import NamedTuple
+from sockscope.cli.env import Env
 from sockscope.cli.parser import UsageError
-from sockscope.model.endpoint import Endpoint
+from sockscope.model.endpoint import Endpoint, Snapshot
 from sockscope.model.states import (
     ALL_STATES,
     CONNECTED_STATES,
@@ -14,7 +15,10 @@ from sockscope.model.states import (
     Proto,
     TcpState,
 )
+from sockscope.query.dump import QueueReport, queue_report, run_query
 from sockscope.query.spec import KernelFilter, Query
+from sockscope.sources.netlink import open_diag_socket
+from sockscope.sources.procfs import ProcFS
 
 
 class Selection(NamedTuple):
@@ -142,3 +146,19 @@ def resolve_user(name: str) -> int | None:
     from sockscope.sources import names  # noqa: PLC0415
 
     return names.resolve_user(name)
+
+
+def read_snapshot(query: Query, env: Env) -> Snapshot:
+    """``api.run_query`` on the data sources ``env`` gives (the kernel and /proc by default)."""
+    factory = env.socket_factory or open_diag_socket
+    return run_query(query, socket_factory=factory, procfs=_procfs(env), clock=env.clock)
+
+
+def read_queue_report(query: Query, env: Env) -> QueueReport:
+    """``api.queue_report`` on the data sources ``env`` gives."""
+    factory = env.socket_factory or open_diag_socket
+    return queue_report(query, socket_factory=factory, procfs=_procfs(env), clock=env.clock)
+
+
+def _procfs(env: Env) -> ProcFS | None:
+    return None if env.proc_root is None else ProcFS(env.proc_root)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 from sockscope.cli import units
 from sockscope.cli.env import Env
 from sockscope.cli.parser import Parser, UsageError, add_notation_options
-from sockscope.cli.query import build_selection
+from sockscope.cli.query import build_selection, read_queue_report
 from sockscope.model.listener import Listener
 from sockscope.model.states import ALL_STATES
-from sockscope.query.dump import QueueReport, queue_report
+from sockscope.query.dump import QueueReport
 from sockscope.render.addresses import Notation
 from sockscope.render.queues import QueueStyle, listener_record, render_counters, render_queues
 
@@ -58,6 +57,12 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
     p.add_argument("--explain", action="store_true", help="plain-language notes per row")
     p.add_argument(
+        "-p",
+        "--processes",
+        action="store_true",
+        help="insist on every listener's process: warn when some cannot be examined (not root)",
+    )
+    p.add_argument(
         "--watch",
         nargs="?",
         const=1.0,
@@ -93,11 +98,15 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def _percent(text: str) -> float:
+    """``80%``, ``80`` or ``0.8``: a fill between 0 (excluded) and 100%."""
     try:
-        value = float(text.rstrip("%"))
+        value = float(text.strip().rstrip("%"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
-    return value / 100 if text.endswith("%") or value > 1 else value
+    fill = value / 100 if text.strip().endswith("%") or value > 1 else value
+    if not 0 < fill <= 1:  # a queue is never more than full, so 150% would never warn
+        raise argparse.ArgumentTypeError(f"a percentage above 0 and at most 100%: {text!r}")
+    return fill
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -106,14 +115,28 @@ def run(args: argparse.Namespace, env: Env) -> int:
         raise UsageError("--count needs --watch")
     selection = build_selection(args, processes=True, states=ALL_STATES)
     if args.watch is None:
-        report = queue_report(selection.query)
-        for w in report.snapshot.warnings:
+        report = read_queue_report(selection.query, env)
+        for w in shown_warnings(args, report):
             env.warn(w)
         _print(args, env, _visible(selection, report), report, None, None, None)
         return 0
     from sockscope.cli.queues_watch import watch_queues  # noqa: PLC0415 - only with --watch
 
     return watch_queues(args, env, selection)
+
+
+#: The start of the warning a listing gives when other users' processes were hidden.
+OWNERS_HIDDEN = "not all processes could be examined"
+
+
+def owners_hidden(report: QueueReport) -> bool:
+    """Whether some processes could not be examined (so some owners are unknown)."""
+    return any(w.startswith(OWNERS_HIDDEN) for w in report.snapshot.warnings)
+
+
+def shown_warnings(args: argparse.Namespace, report: QueueReport) -> list[str]:
+    """The report's warnings; the hidden owners only with ``-p`` (they show as '?')."""
+    return [w for w in report.snapshot.warnings if args.processes or not w.startswith(OWNERS_HIDDEN)]
 
 
 def _visible(selection: object, report: QueueReport) -> list[Listener]:
@@ -123,7 +146,7 @@ def _visible(selection: object, report: QueueReport) -> list[Listener]:
     return [lst for lst in report.listeners if flt.matches(lst.endpoint)]
 
 
-def style_for(args: argparse.Namespace, env: Env) -> QueueStyle:
+def style_for(args: argparse.Namespace, env: Env, report: QueueReport) -> QueueStyle:
     """Numeric by default here: resolving names would slow a refresh."""
     return QueueStyle(
         notation=Notation(bsd=args.bsd),
@@ -131,6 +154,7 @@ def style_for(args: argparse.Namespace, env: Env) -> QueueStyle:
         verbose=args.verbose,
         explain=args.explain,
         warn_fill=args.warn,
+        no_owner="?" if owners_hidden(report) else "-",
     )
 
 
@@ -157,12 +181,7 @@ def _print(
         }
         env.stdout.write(json.dumps(doc, indent=1) + "\n")
         return
-    lines = render_queues(listeners, style_for(args, env), peaks, drops_since)
+    lines = render_queues(listeners, style_for(args, env, report), peaks, drops_since)
     delta = None if before is None else {k: v - before.get(k, v) for k, v in report.counters.values.items()}
     lines += ["", render_counters(report.counters.values, delta)]
     env.stdout.write("\n".join(lines) + "\n")
-
-
-def now() -> float:
-    """Monotonic seconds (a seam for the watch loop)."""
-    return time.monotonic()

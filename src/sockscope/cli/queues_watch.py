@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import time
 from typing import TYPE_CHECKING
 
 from sockscope.cli.env import Env
-from sockscope.cli.query import Selection
+from sockscope.cli.query import Selection, read_queue_report
 from sockscope.cli.queues_cmd import _print, _visible
-from sockscope.query.dump import queue_report
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -26,7 +24,7 @@ def watch_queues(args: argparse.Namespace, env: Env, selection: Selection) -> in
     refreshes = 0
     try:
         while True:
-            report = queue_report(selection.query)
+            report = read_queue_report(selection.query, env)
             if first_counters is None:
                 first_counters = dict(report.counters.values)
             since: dict[int, int] = {}
@@ -49,7 +47,7 @@ def watch_queues(args: argparse.Namespace, env: Env, selection: Selection) -> in
                 _print(args, env, listeners, report, first_counters, peaks, since)
             if args.count is not None and refreshes >= args.count:
                 break
-            time.sleep(args.watch)
+            env.sleep(args.watch)
     except KeyboardInterrupt:
         pass
     finally:
@@ -64,12 +62,8 @@ def watch_queues(args: argparse.Namespace, env: Env, selection: Selection) -> in
 def _live(env: Env) -> Live | None:
     if not env.stdout_isatty:
         return None
-    try:
-        from rich.console import Console  # noqa: PLC0415 - only on a terminal
-        from rich.live import Live  # noqa: PLC0415
-    except ImportError:
-        env.warn("install the 'live' extra (rich) to redraw in place; printing each refresh")
-        return None
+    from rich.console import Console  # noqa: PLC0415 - only on a terminal
+    from rich.live import Live  # noqa: PLC0415
 
     live = Live(console=Console(file=env.stdout), auto_refresh=False, transient=False)
     live.start()

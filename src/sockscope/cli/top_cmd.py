@@ -95,8 +95,8 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     """Start the UI; returns when the user quits."""
-    if importlib.util.find_spec("textual") is None:
-        env.error("sockscope top needs Textual: pip install 'sockscope[tui]'")
+    if importlib.util.find_spec("textual") is None:  # a dependency: only a broken install lacks it
+        env.error("sockscope top needs Textual, which this installation lacks: reinstall sockscope")
         return ExitStatus.ERROR
     if not (env.stdin_isatty and env.stdout_isatty):
         raise UsageError("top needs a terminal; use 'sockscope watch' or 'sockscope list' in a pipe")
@@ -121,6 +121,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         netns=args.netns or "",
         privilege=read_privilege(),
         can_act=not args.replay,
+        private_output=_private_output(args),
     )
     watcher: Watcher | None = None
     if args.replay:
@@ -129,7 +130,10 @@ def run(args: argparse.Namespace, env: Env) -> int:
         watcher = _watcher(args)
         feed = _watch_feed(args, watcher)
     if watcher is not None:
-        options.warnings = tuple(watcher.warnings) + _owner_warning(watcher)
+        warnings = (*watcher.warnings, *_owner_warning(watcher))
+        options.warnings = tuple(env.with_root_hint(w, False) for w in warnings)
+    if os.geteuid() != 0 and env.argv is not None:
+        options.root_command = env.as_root(env.argv)
     app = TopApp(options, feed)
     try:
         code = int(app.run() or 0)
@@ -140,6 +144,18 @@ def run(args: argparse.Namespace, env: Env) -> int:
         env.error(app.error)
         return ExitStatus.ERROR
     return code
+
+
+def _private_output(args: argparse.Namespace) -> bool:
+    """Whether what top shows came from privileged sources (so a saved view is 0600)."""
+    if os.geteuid() == 0:
+        return True
+    if args.replay:
+        try:
+            return not os.stat(args.replay).st_mode & 0o004  # others may not read it
+        except OSError:
+            return True
+    return False
 
 
 def _owner_warning(watcher: Watcher) -> tuple[str, ...]:

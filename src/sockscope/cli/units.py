@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-_NUM = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+_NUM = re.compile(r"^\s*(-?[0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 DURATIONS = {"": 1.0, "s": 1.0, "ms": 1e-3, "m": 60.0, "min": 60.0, "h": 3600.0}
 SIZES = {
     "": 1,
@@ -33,7 +33,7 @@ def duration(text: str) -> float:
     """Seconds from ``30s``, ``200ms``, ``5m``, ``1h`` or a plain number."""
     value = _parse(text, DURATIONS, "a duration (e.g. 30s, 5m)")
     if value <= 0:
-        raise argparse.ArgumentTypeError("a duration must be positive")
+        raise argparse.ArgumentTypeError(f"a duration must be positive: {text!r}")
     return value
 
 
@@ -49,7 +49,7 @@ def size(text: str) -> int:
     """Bytes from ``50MB``, ``1GiB``, ``4096``."""
     value = _parse(text, SIZES, "a size (e.g. 50MB, 1GiB)")
     if value <= 0:
-        raise argparse.ArgumentTypeError("a size must be positive")
+        raise argparse.ArgumentTypeError(f"a size must be positive: {text!r}")
     return int(value)
 
 

@@ -10,11 +10,21 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sockscope.demo.telnet import GA, IAC, LineAssembler, TelnetDecoder, nvt_text, option_name, printable
+from sockscope.demo.telnet import (
+    GA,
+    IAC,
+    Line,
+    LineAssembler,
+    TelnetDecoder,
+    nvt_text,
+    option_name,
+    printable,
+)
 from sockscope.demo.units import UnitError, format_rate, format_size, parse_rate, parse_size
 
 PROMPT = "sockscope> "
@@ -76,6 +86,7 @@ class Session:
         self.decoder = TelnetDecoder()
         self.lines = LineAssembler(config.line_limit)
         self.download: asyncio.Task[None] | None = None
+        self.pending: deque[Line] = deque()  # lines typed during a download, run after it
         peer, here = conn.getpeername(), conn.getsockname()
         self.peer = f"{peer[0]}:{peer[1]}"
         self.here = f"{here[0]}:{here[1]}"
@@ -120,29 +131,60 @@ class Session:
         )
 
     async def _loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
-        while True:
-            await writer.drain()
-            chunk = await reader.read(4096)
-            if not chunk:
-                return "closed the connection" if self.download is None else "left mid-download"
-            decoded = self.decoder.feed(chunk)
-            if decoded.received:
-                self._note_refusals(decoded.received)
-            if decoded.reply:
-                writer.write(decoded.reply)
-            if decoded.interrupted and self.download is not None:
-                await self._cancel_download()
-                writer.write(nvt_text("\ninterrupted\n") + PROMPT_BYTES)
-            for line in self.lines.feed(decoded.data):
-                await self._wait_download()
-                if line.too_long:
-                    self.stats.long_lines += 1
-                    writer.write(
-                        nvt_text(f"error: line longer than {self.config.line_limit} bytes, ignored\n")
-                        + PROMPT_BYTES
-                    )
-                elif not self._command(printable(line.text).strip(), writer):
-                    return "quit"
+        """Read and answer until the client quits or leaves.
+
+        Reading never stops during a download: a line typed meanwhile waits in
+        ``pending`` to run after it (one command at a time), and an interrupt that
+        follows it still stops the download at once.
+        """
+        read: asyncio.Future[bytes] | None = None
+        try:
+            while True:
+                if self.download is None and self.pending:
+                    if not self._answer(self.pending.popleft(), writer):
+                        return "quit"
+                    continue
+                if self.download is None:
+                    await writer.drain()  # a running download drains for both
+                if read is None:
+                    read = asyncio.ensure_future(reader.read(4096))
+                waiting: set[asyncio.Future[Any]] = {read}
+                if self.download is not None:
+                    waiting.add(self.download)
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if self.download is not None and self.download.done():
+                    self._reap()
+                if not read.done():
+                    continue
+                chunk, read = read.result(), None
+                if not chunk:
+                    return "closed the connection" if self.download is None else "left mid-download"
+                await self._take(chunk, writer)
+        finally:
+            if read is not None:
+                read.cancel()
+
+    async def _take(self, chunk: bytes, writer: asyncio.StreamWriter) -> None:
+        """Decode what the client sent: answer negotiation, act on an interrupt, queue lines."""
+        decoded = self.decoder.feed(chunk)
+        if decoded.received:
+            self._note_refusals(decoded.received)
+        if decoded.reply:
+            writer.write(decoded.reply)
+        if decoded.interrupted and self.download is not None:
+            await self._cancel_download()
+            writer.write(nvt_text("\ninterrupted\n") + PROMPT_BYTES)
+        self.pending.extend(self.lines.feed(decoded.data))
+
+    def _answer(self, line: Line, writer: asyncio.StreamWriter) -> bool:
+        """Answer one line; False when the client asked to quit."""
+        if line.too_long:
+            self.stats.long_lines += 1
+            writer.write(
+                nvt_text(f"error: line longer than {self.config.line_limit} bytes, ignored\n") + PROMPT_BYTES
+            )
+            return True
+        return self._command(printable(line.text).strip(), writer)
 
     def _note_refusals(self, received: list[tuple[str, int]]) -> None:
         for verb, option in received:
@@ -209,12 +251,6 @@ class Session:
             nvt_text(f"\ndone: {format_size(size)} in {took:.1f}s ({format_size(size / took)}/s)\n")
             + PROMPT_BYTES
         )
-
-    async def _wait_download(self) -> None:
-        # Lines typed during a download run after it: one command at a time.
-        if self.download is not None:
-            await asyncio.wait({self.download})  # our own cancellation still comes through
-            self._reap()
 
     async def _cancel_download(self) -> None:
         if self.download is not None:

@@ -253,6 +253,14 @@ FIELDS: tuple[Field, ...] = (
         "duration < 1s",
     ),
     Field(
+        "source",
+        "Source",
+        Kind.TEXT,
+        "watch: which mechanism saw the event (poll, destroy, trace)",
+        lambda e: getattr(e, "source", None),
+        example="source == trace",
+    ),
+    Field(
         "delivery_rate",
         "Rate",
         Kind.SIZE,

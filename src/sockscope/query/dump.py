@@ -5,7 +5,6 @@ Orchestration only: sources read, ``wire`` decodes, ``model`` holds the result.
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from sockscope.wire.join import (
     join_owners,
 )
 from sockscope.wire.netlink import NetlinkError
+from sockscope.wire.unix_diag import build_unix_diag_req, parse_unix_diag_msg
 
 TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see _namedtuple)
 if TYPE_CHECKING:
@@ -63,44 +63,38 @@ def run_query(
     *,
     socket_factory: Callable[[], DiagSocket] = open_diag_socket,
     procfs: ProcFS | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Snapshot:
-    """Carry out a resolved ``Query`` (the CLI builds one from its flags and filter)."""
+    """Carry out a resolved ``Query`` (the CLI builds one from its flags and filter).
+
+    Changes nothing process-wide (the CLI's own process tunes the cyclic collector).
+    """
     proc = procfs or ProcFS()
     warnings: list[str] = []
-    # The dump builds tens of thousands of tuples that hold no cycles; the cyclic
-    # collector would walk them again and again as they pile up (~15% of the decode at
-    # 60k sockets). Off for the dump it walks them once, at its next run; the CLI, which
-    # frees them before it turns the collector back on, spares even that.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        # Owners first, so the decoder attaches them as it builds each endpoint: joining
-        # afterwards rebuilt every endpoint a second time (~30 ms at 60k sockets).
-        owners: dict[int, list[Owner]] = {}
-        denied = 0
-        if query.processes:
-            owners, denied = proc.read_owners()
-        with _entered_netns(query.netns) as ns_name:
-            source = query.source
-            sock = None
-            if source == "auto":
-                sock = open_if_available(socket_factory)
-                source = "netlink" if sock is not None else "procfs"
-            taken_at, mono = time.time(), time.monotonic()
-            if source == "netlink":
-                if sock is None:
-                    sock = socket_factory()
-                endpoints = _dump_netlink(query, sock, ns_name, warnings, owners)
-            else:
-                endpoints = join_owners(_read_procfs(query, proc, ns_name), owners)
-        if denied and os.geteuid() != 0:
-            warnings.append(
-                f"not all processes could be examined ({denied} denied): only your own "
-                "processes' sockets show owners; run as root to see all"
-            )
-    finally:
-        if collecting:
-            gc.enable()
+    # Owners first, so the decoder attaches them as it builds each endpoint: joining
+    # afterwards rebuilt every endpoint a second time (~30 ms at 60k sockets).
+    owners: dict[int, list[Owner]] = {}
+    denied = 0
+    if query.processes:
+        owners, denied = proc.read_owners()
+    with _entered_netns(query.netns) as ns_name:
+        source = query.source
+        sock = None
+        if source == "auto":
+            sock = open_if_available(socket_factory)
+            source = "netlink" if sock is not None else "procfs"
+        taken_at, mono = clock(), time.monotonic()
+        if source == "netlink":
+            if sock is None:
+                sock = socket_factory()
+            endpoints = _dump_netlink(query, sock, ns_name, warnings, owners)
+        else:
+            endpoints = join_owners(_read_procfs(query, proc, ns_name), owners)
+    if denied and os.geteuid() != 0:
+        warnings.append(
+            f"not all processes could be examined ({denied} denied): only your own "
+            "processes' sockets show owners; run as root to see all"
+        )
     # os.uname() gives the same nodename as socket.gethostname(), without importing socket.
     uname = os.uname()
     return Snapshot(
@@ -152,10 +146,6 @@ def _dump_netlink(
     try:
         for proto in query.protocols:
             if proto is Proto.UNIX:
-                # Imported here, as are the queue's and /proc's modules: a listing loads
-                # only what it reads, and each module costs start-up time.
-                from sockscope.wire.unix_diag import build_unix_diag_req  # noqa: PLC0415
-
                 req = build_unix_diag_req(mask)
                 rows = _dump_retrying(sock, req, _unix_chunk_parser(netns), buf, warnings)
                 out.extend(join_owners(rows, owners) if owners else rows)
@@ -208,8 +198,6 @@ def _dump_tcp_both(
 
 
 def _unix_chunk_parser(netns: str) -> ChunkParser:
-    from sockscope.wire.unix_diag import parse_unix_diag_msg  # noqa: PLC0415
-
     def parse(buf: bytearray, start: int, end: int) -> Endpoint:
         return endpoint_from_unix_diag(parse_unix_diag_msg(buf, start, end), netns)
 
@@ -284,6 +272,7 @@ def queue_report(
     *,
     socket_factory: Callable[[], DiagSocket] = open_diag_socket,
     procfs: ProcFS | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> QueueReport:
     """Listeners with their accept queues, half-open handshakes and drops.
 
@@ -314,5 +303,5 @@ def queue_report(
         netns=query.netns,
         source=query.source,
     )
-    snap = run_query(q, socket_factory=socket_factory, procfs=proc)
+    snap = run_query(q, socket_factory=socket_factory, procfs=proc, clock=clock)
     return QueueReport(snap, tuple(build_listeners(snap.endpoints, somaxconn)), counters, somaxconn)

@@ -23,6 +23,9 @@ class QueueStyle:
     verbose: bool = False  # list the queued and half-open connections
     explain: bool = False
     warn_fill: float = 0.8
+    # Shown for a listener whose owner is not known: "-", or "?" when some processes
+    # could not be examined (a listener always has an owner; it may just be hidden).
+    no_owner: str = "-"
 
 
 def fill_bar(fill: float, width: int = BAR_WIDTH) -> str:
@@ -84,7 +87,7 @@ def render_queues(
             notes.append(f"listening on {where}; {nt.remote(ep)}: no peer yet")
         row = [
             nt.local(ep),
-            format_owners(ep.owners, "netstat"),
+            format_owners(ep.owners, "netstat") if ep.owners else style.no_owner,
             str(lst.accept_queue),
             str(lst.backlog),
             fill,

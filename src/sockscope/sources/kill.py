@@ -128,24 +128,61 @@ def _close_message(err: int) -> str:
     return f"the kernel refused to close the socket: {name} ({os.strerror(err)})"
 
 
-def signal_process(pid: int, sig: int = signal.SIGTERM) -> None:
-    """Send ``sig`` to ``pid``.
+def signal_process(pid: int, inode: int, sig: int = signal.SIGTERM, *, proc_root: str = "/proc") -> None:
+    """Send ``sig`` to ``pid``, only if it is still the process shown: the one holding
+    socket ``inode``.
+
+    The process is pinned by a pidfd first, then checked through ``/proc``, then
+    signalled through the pidfd: had the shown process exited and its pid gone to
+    another, the check fails on the stranger (it holds no such socket), and a process
+    that exits after the check makes the signal fail instead of reaching whoever gets
+    the pid next.
 
     Raises:
-        SignalError: the process is gone, or belongs to someone we may not signal.
+        SignalError: the process is gone, is not the one shown, or belongs to someone
+            we may not signal.
     """
     if pid <= 1:
         raise SignalError(f"refusing to signal pid {pid}")
-    name = signal.Signals(sig).name
+    if inode <= 0:
+        raise SignalError(f"cannot tell that process {pid} is the one shown: its socket has no inode")
     try:
-        os.kill(pid, sig)
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise SignalError(f"process {pid} is already gone") from None
+    try:
+        if not _holds(proc_root, pid, inode):
+            raise SignalError(
+                f"process {pid} no longer holds the socket shown (it closed it, or exited and "
+                "its pid was reused): nothing sent"
+            )
+        signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         raise SignalError(f"process {pid} is already gone") from None
     except PermissionError:
+        name = signal.Signals(sig).name
         raise SignalError(
             f"not permitted to send {name} to process {pid}: it belongs to "
             "another user (run sockscope as root)"
         ) from None
+    finally:
+        os.close(pidfd)
+
+
+def _holds(proc_root: str, pid: int, inode: int) -> bool:
+    """Whether process ``pid`` has socket ``inode`` among its open files."""
+    wanted = f"socket:[{inode}]"
+    try:
+        fds = os.listdir(f"{proc_root}/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"{proc_root}/{pid}/fd/{fd}") == wanted:
+                return True
+        except OSError:
+            continue  # closed meanwhile
+    return False
 
 
 CAP_NET_ADMIN = 12  # include/uapi/linux/capability.h

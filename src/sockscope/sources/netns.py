@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,15 @@ NETNS_RUN_DIR = Path("/run/netns")
 
 
 class NetnsError(Exception):
-    """The namespace could not be found or entered."""
+    """The namespace could not be found or entered.
+
+    ``needs_root`` is set when the refusal was for lack of privilege, so a front door
+    can say how to run the command with it.
+    """
+
+    def __init__(self, message: str, *, needs_root: bool = False) -> None:
+        super().__init__(message)
+        self.needs_root = needs_root
 
 
 def resolve_netns(spec: str) -> Path:
@@ -21,18 +30,30 @@ def resolve_netns(spec: str) -> Path:
     Raises:
         NetnsError: nothing by that name exists.
     """
+    shown = spec if len(spec) <= 80 else f"{spec[:77]}..."
     if spec.isdigit():
         path = Path(f"/proc/{spec}/ns/net")
     elif "/" in spec:
         path = Path(spec)
     else:
         path = NETNS_RUN_DIR / spec
-    if not path.exists():
-        raise NetnsError(f"no network namespace {spec!r} ({path} does not exist)")
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the file system, a loop of links...
+        raise NetnsError(f"no network namespace {shown!r}: {exc.strerror}") from None
+    if not exists:
+        raise NetnsError(f"no network namespace {shown!r} ({_short(path)} does not exist)")
+    if path.is_dir():
+        raise NetnsError(f"{shown!r} is a directory, not a network namespace")
     return path
 
 
-def _setns(fd: int) -> None:
+def _short(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 100 else f"{text[:97]}..."
+
+
+def _setns(fd: int, what: str) -> None:
     # ctypes costs ~7 ms to import: only pay it when a namespace is entered (os.setns is 3.12+).
     import ctypes  # noqa: PLC0415
     import ctypes.util  # noqa: PLC0415
@@ -40,7 +61,11 @@ def _setns(fd: int) -> None:
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
-        raise NetnsError(f"setns failed: {os.strerror(err)} (entering a namespace needs root)")
+        if err == errno.EINVAL:
+            raise NetnsError(f"{what} is not a network namespace")
+        if err == errno.EPERM:
+            raise NetnsError("entering a network namespace needs root", needs_root=True)
+        raise NetnsError(f"could not enter {what}: {os.strerror(err)}")
 
 
 @contextmanager
@@ -53,9 +78,23 @@ def entered_netns(spec: str | None) -> Iterator[str]:
         yield ""
         return
     target = resolve_netns(spec)
-    with open("/proc/thread-self/ns/net", "rb") as home, open(target, "rb") as there:
-        _setns(there.fileno())
+    with open("/proc/thread-self/ns/net", "rb") as home:
+        there = _open_ns(target)
+        try:
+            _setns(there, repr(spec) if len(spec) <= 80 else _short(target))
+        finally:
+            os.close(there)
         try:
             yield spec
         finally:
-            _setns(home.fileno())
+            _setns(home.fileno(), "this thread's own namespace")
+
+
+def _open_ns(target: Path) -> int:
+    # Non-blocking: a FIFO given as the namespace must not wait for a writer.
+    try:
+        return os.open(target, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except PermissionError:
+        raise NetnsError(f"cannot open {_short(target)}: permission denied", needs_root=True) from None
+    except OSError as exc:
+        raise NetnsError(f"cannot open {_short(target)}: {exc.strerror}") from None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 
 from sockscope.model.endpoint import Owner
-
-TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see sockscope._namedtuple)
-if TYPE_CHECKING:
-    from sockscope.wire.procnet import ProcNetInet, ProcNetUnix
+from sockscope.wire.procnet import ProcNetInet, ProcNetUnix, parse_proc_net_inet, parse_proc_net_unix
+from sockscope.wire.snmp import parse_snmp_counters
 
 # Threads for the fd scan. readlink() releases the GIL, so two threads keep both cores
 # of a small host busy; more only add contention (measured at 60k sockets on 2 cores:
@@ -58,14 +57,10 @@ class ProcFS:
             text = self.read_net(name)
         except FileNotFoundError:
             return []  # IPv6 disabled: no tcp6/udp6 file
-        # The decoders load on first use: a netlink listing never needs them.
-        from sockscope.wire.procnet import parse_proc_net_inet  # noqa: PLC0415
-
         return parse_proc_net_inet(text, family)
 
     def read_unix(self) -> list[ProcNetUnix]:
         """``net/unix``."""
-        from sockscope.wire.procnet import parse_proc_net_unix  # noqa: PLC0415 - as above
 
         return parse_proc_net_unix(self.read_net("unix"))
 
@@ -78,8 +73,6 @@ class ProcFS:
 
     def read_counters(self) -> dict[str, int]:
         """``/proc/net/netstat`` and ``/proc/net/snmp`` counters, ``{"TcpExt.X": n}``."""
-        from sockscope.wire.snmp import parse_snmp_counters  # noqa: PLC0415 - as above
-
         counters: dict[str, int] = {}
         for name in ("netstat", "snmp"):
             try:
@@ -105,7 +98,6 @@ class ProcFS:
         workers = []
         failures: list[BaseException] = []
         if threads > 1 and len(pids) >= _THREADED_MIN_PIDS:
-            import threading  # noqa: PLC0415 - only a process scan needs it
 
             def work() -> None:
                 try:

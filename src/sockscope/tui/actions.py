@@ -7,6 +7,7 @@ without socket destroy, already gone), never as a crash.
 
 from __future__ import annotations
 
+import errno
 import signal
 import time
 from collections.abc import Callable
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING
 from textual import work
 
 from sockscope.model.endpoint import Endpoint
+from sockscope.sources.files import OutputFileError, write_new_file
 from sockscope.sources.kill import CloseError, SignalError, destroy_socket, signal_process, sock_id
 from sockscope.tui.columns import COLUMNS
+from sockscope.tui.filtering import is_listening
 from sockscope.tui.save import format_for, render_rows
 from sockscope.tui.screens import ConfirmScreen, HelpScreen, SaveScreen, SignalScreen
 
@@ -73,6 +76,18 @@ class ActionsMixin(_Base):
             self.notify("that connection is already closed")
             return
         ep = row.endpoint
+        if is_listening(row):
+            # TCPView closes connections. Aborting a listener breaks its server: accept()
+            # fails and nothing more connects to the port until the server listens again.
+            self.notify(
+                f"{describe(ep)} is a listener, not a connection: closing it would make its "
+                "server's accept() fail and refuse every new connection on port "
+                f"{ep.local_port}. Close its connections, or signal its process (k).",
+                title="Not closed",
+                severity="warning",
+                timeout=10,
+            )
+            return
         try:
             sock_id(ep)
         except CloseError as exc:
@@ -97,7 +112,10 @@ class ActionsMixin(_Base):
         try:
             destroy_socket(ep)
         except CloseError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Not closed", severity="error", timeout=8)
+            message = str(exc)
+            if exc.errno in (errno.EPERM, errno.EACCES) and self.options.root_command:
+                message += f"; run top as root: {self.options.root_command}"
+            self.call_from_thread(self.notify, message, title="Not closed", severity="error", timeout=8)
             return
         self.call_from_thread(self.notify, f"closed {describe(ep)}", title="Closed")
 
@@ -114,6 +132,18 @@ class ActionsMixin(_Base):
                 "no process holds this socket (queued, TIME_WAIT, or not visible to you)", severity="warning"
             )
             return
+        inode = row.endpoint.inode or 0
+        if row.closed or inode <= 0:
+            # The socket is gone, so nothing shows that pid is still that process (pids
+            # are reused): a signal could reach a stranger.
+            self.notify(
+                f"the connection is closed: nothing shows that pid {owner.pid} is still {owner.name} "
+                "(pids are reused), so k acts only on live rows",
+                title="Not sent",
+                severity="warning",
+                timeout=8,
+            )
+            return
         message = f"{owner.name} (pid {owner.pid}), holding {describe(row.endpoint)}"
 
         def answered(sig: int | None) -> None:
@@ -121,7 +151,7 @@ class ActionsMixin(_Base):
                 return
             name = signal.Signals(sig).name
             try:
-                signal_process(owner.pid, sig)
+                signal_process(owner.pid, inode, sig)
             except SignalError as exc:
                 self.notify(str(exc), title="Not sent", severity="error", timeout=8)
                 return
@@ -154,9 +184,9 @@ class ActionsMixin(_Base):
         }
         text = render_rows(rows, format_for(str(path)), now, header)
         try:
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            self.notify(f"could not save {path}: {exc.strerror or exc}", severity="error")
+            write_new_file(str(path), text, private=self.options.private_output)
+        except OutputFileError as exc:
+            self.notify(f"not saved: {exc}", title="Not saved", severity="error", timeout=8)
             return 0
         self.notify(f"saved {len(rows)} rows to {path}", title="Saved")
         return len(rows)

@@ -57,7 +57,11 @@ class TopOptions:
     netns: str = ""
     privilege: str = ""
     can_act: bool = True  # a replayed recording has nothing to close or signal
+    # Saved views readable by their owner only: the data came from privileged sources
+    # (root's view of every process, or a recording only its owner may read).
+    private_output: bool = True
     warnings: tuple[str, ...] = ()  # the watcher's, shown once at start
+    root_command: str = ""  # how to run this top as root, when it runs without
 
 
 class BatchReady(Message):
@@ -83,6 +87,9 @@ class TopApp(FilterMixin, ActionsMixin, App[int]):
     TITLE = "sockscope top"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # Textual binds ctrl+c to a hint ("press ctrl+q"); here it quits, as ? says and
+        # as every other terminal tool does. A priority binding, so no widget takes it.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         # A priority binding runs before the next key is routed, so what is typed right
         # after '/' reaches the bar (it types a '/' itself when the bar has the focus).
         Binding("slash", "open_filter", "Filter", priority=True),

@@ -16,7 +16,7 @@ from sockscope.model.states import TcpState
 from sockscope.render.addresses import Notation
 from sockscope.render.events import format_size
 from sockscope.render.listing import proto_label, state_label
-from sockscope.tui.model import Row, is_queued
+from sockscope.tui.model import Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +98,10 @@ def _info(attr: str) -> Callable[[Row], int | None]:
     return get
 
 
-def _state(ep: Endpoint) -> str:
+def _state(row: Row) -> str:
     # The primer's ESTABLISHED(queued) does not fit a narrow column; ss's name does.
-    if not is_queued(ep):
+    ep = row.endpoint
+    if not row.queued:
         return ep.state.label(ep.proto)
     if ep.state is TcpState.ESTABLISHED:
         return "ESTAB(queued)"
@@ -163,7 +164,7 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: _addr_key(r.endpoint, False),
         grow=True,
     ),
-    _field("state", 13, lambda r, c: _state(r.endpoint), lambda r: int(r.endpoint.state)),
+    _field("state", 13, lambda r, c: _state(r), lambda r: int(r.endpoint.state)),
     _field(
         "process",
         10,

@@ -1,8 +1,10 @@
-"""The filter bar: the filter language on the rows, with the error inline and no lag.
+"""The filter bar: the filter language on the rows, with the error inline.
 
-A filter applies as it is typed, once it parses; until then the table keeps the last
-valid one and the bar shows the error with a caret. On big tables the filter waits for
-typing to pause (``DEBOUNCE_S``), as refiltering every row on each keystroke would lag.
+The filter in force is always one the user submitted with Enter, whole: what is being
+typed is only checked (an error shows with a caret as soon as the text stops parsing),
+never applied, so a prefix that happens to parse ('lport == 9999' on the way to
+'lport == 99999 and (...)') never filters the table. Enter on a bad filter keeps the bar
+open with its error and the filter in force unchanged; Esc goes back to it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from textual import events
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
@@ -34,9 +35,6 @@ else:
     _Base = object
 
 W = TypeVar("W", bound=Widget)
-#: Above this many rows, a filter is applied once typing pauses for DEBOUNCE_S.
-DEBOUNCE_ROWS = 5000
-DEBOUNCE_S = 0.15
 EVENT_FIELDS = frozenset({"event", "duration", "source"})
 
 
@@ -83,7 +81,6 @@ class FilterMixin(_Base):
 
     filter: Filter | None = None
     _event_fields = False
-    _pending_filter: tuple[Timer, Filter | None] | None = None
 
     if TYPE_CHECKING:
         options: TopOptions
@@ -119,7 +116,6 @@ class FilterMixin(_Base):
 
     def set_filter(self, flt: Filter | None) -> None:
         """Show only the rows ``flt`` matches."""
-        self._pending_filter = None
         self.filter = flt
         self._event_fields = uses_event_fields(flt)
         self.board.refilter()
@@ -140,40 +136,38 @@ class FilterMixin(_Base):
         self.main.set_focus(self.part("#filter-input", Input))
 
     def action_close_filter(self) -> None:
-        """Hide the filter bar; an invalid text goes back to the filter in force."""
+        """Hide the filter bar; what was typed and not submitted is dropped."""
         if not self.part("#filter-bar", Widget).display:
             return
-        if self._pending_filter is not None:  # typed, valid, not applied yet: apply it now
-            self._pending_filter[0].stop()
-            self.set_filter(self._pending_filter[1])
         box = self.part("#filter-input", Input)
         box.value = self.filter.text if self.filter is not None else ""
-        self.part("#filter-error", Static).update("")
+        self._show_error(None)
         self.part("#filter-bar", Widget).display = False
         self.main.set_focus(self.table)
+
+    def _show_error(self, error: FilterError | None) -> None:
+        box = self.part("#filter-error", Static)
+        box.update("" if error is None else error.render())
+        box.set_class(error is not None, "bad")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "filter-input":
             return
-        error = self.part("#filter-error", Static)
+        try:
+            self.parse(event.value)  # checked as typed, applied only on Enter
+        except FilterError as exc:
+            self._show_error(exc)
+            return
+        self._show_error(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "filter-input":
+            return
         try:
             flt = self.parse(event.value)
         except FilterError as exc:
-            error.update(exc.render())  # the table keeps the last valid filter
-            error.add_class("bad")
+            self._show_error(exc)  # the bar stays open; the filter in force stays
             return
-        error.update("")
-        error.remove_class("bad")
-        if flt == self.filter:
-            return
-        if self._pending_filter is not None:
-            self._pending_filter[0].stop()
-            self._pending_filter = None
-        if len(self.board) < DEBOUNCE_ROWS:
+        if flt != self.filter:
             self.set_filter(flt)
-        else:  # filtering every row on each keystroke would make typing lag
-            self._pending_filter = (self.set_timer(DEBOUNCE_S, lambda: self.set_filter(flt)), flt)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter-input":
-            self.action_close_filter()
+        self.action_close_filter()

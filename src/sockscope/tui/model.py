@@ -82,6 +82,15 @@ class Row:
         return self.status is Status.CLOSED
 
     @property
+    def queued(self) -> bool:
+        """Waiting in its listener's accept queue, as the latest dump showed it.
+
+        A closed row is not: the socket a close (``c``, a reset) leaves behind has no
+        inode either (it is orphaned), which would read as queued.
+        """
+        return not self.closed and is_queued(self.endpoint)
+
+    @property
     def owner(self) -> Owner | None:
         """The process to show: the first holder, else the one that acted.
 
@@ -91,7 +100,7 @@ class Row:
         owners = self.endpoint.owners
         if owners:
             return owners[0]
-        return None if is_queued(self.endpoint) else self.process
+        return None if self.queued else self.process
 
     @property
     def last_event(self) -> str | None:

@@ -12,7 +12,6 @@ from datetime import datetime
 
 from rich.text import Text
 
-from sockscope.model.endpoint import Endpoint
 from sockscope.model.fields import FIELDS
 from sockscope.model.listener import Listener
 from sockscope.model.states import TcpState
@@ -22,10 +21,10 @@ from sockscope.render.listing import format_owners
 from sockscope.tui.columns import Context, age_text, row_age, size_text
 from sockscope.tui.feed import FeedStats
 from sockscope.tui.listeners import ListenerHistory, gauge, sparkline
-from sockscope.tui.model import Row, is_queued
+from sockscope.tui.model import Row
 
 #: Registry fields that are not an endpoint's own (events, or either-end shorthands).
-_NOT_ENDPOINT = {"event", "duration", "port", "addr"}
+_NOT_ENDPOINT = {"event", "duration", "source", "port", "addr"}
 _TCP_INFO_UNITS = {
     "rtt_us": "us",
     "rttvar_us": "us",
@@ -36,6 +35,22 @@ _TCP_INFO_UNITS = {
     "last_data_recv_ms": "ms",
     "last_ack_recv_ms": "ms",
 }
+
+
+def info_text(name: str, value: object) -> str:
+    """One TCP info figure in its unit, scaled for reading: 2.5GB/s, 200.0ms, 1.2MB."""
+    unit = _TCP_INFO_UNITS.get(name, "")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    if name.startswith("bytes_"):
+        return size_text(int(value))
+    if unit == "B/s":
+        return f"{size_text(int(value))}/s"
+    if unit in ("us", "ms"):
+        return format_duration(value / (1e6 if unit == "us" else 1e3))
+    return f"{value}{unit}"
+
+
 SPARK = 20  # sparkline width in the listeners panel
 STATE_ORDER = (
     "LISTEN",
@@ -93,7 +108,8 @@ def _value(value: object) -> str:
     return str(value)
 
 
-def _endpoint_fields(ep: Endpoint, user_name: str) -> list[tuple[str, str]]:
+def _endpoint_fields(row: Row, user_name: str) -> list[tuple[str, str]]:
+    ep = row.endpoint
     pairs = []
     for f in FIELDS:
         if (
@@ -104,7 +120,7 @@ def _endpoint_fields(ep: Endpoint, user_name: str) -> list[tuple[str, str]]:
             continue  # TCP info has a section of its own
         value = user_name if f.name == "user" else _value(f.get(ep))
         pairs.append((f.header, value))
-    pairs.append(("Queued", "yes: accepted by TCP, not yet by the application" if is_queued(ep) else "no"))
+    pairs.append(("Queued", "yes: accepted by TCP, not yet by the application" if row.queued else "no"))
     pairs.append(("Cgroup", _value(ep.cgroup_id)))
     if ep.timer is not None:
         pairs.append(
@@ -127,7 +143,7 @@ def render_detail(row: Row | None, ctx: Context) -> Text:
         f"closed, lived {age}\n" if row.closed else f"seen for {age}\n", style="red" if row.closed else ""
     )
     user = ctx.user_name(ep.uid) if ep.uid is not None else "-"
-    for header, value in _endpoint_fields(ep, user):
+    for header, value in _endpoint_fields(row, user):
         out.append(f"  {header + ':':<15}{value}\n")
     out.append("TCP info\n", style="bold")
     info = ep.tcp_info
@@ -135,10 +151,7 @@ def render_detail(row: Row | None, ctx: Context) -> Text:
         out.append("  none (not TCP, or not dumped yet)\n")
     else:
         for name, value in info._asdict().items():
-            shown = (
-                size_text(value) if name.startswith("bytes_") else f"{value}{_TCP_INFO_UNITS.get(name, '')}"
-            )
-            out.append(f"  {name + ':':<18}{shown}\n")
+            out.append(f"  {name + ':':<18}{info_text(name, value)}\n")
     out.append("Owners\n", style="bold")
     for o in ep.owners:
         out.append(f"  pid {o.pid} {o.name} fd {o.fd}\n")

@@ -106,7 +106,7 @@ class SaveScreen(ModalScreen[str | None]):
 
 
 KEYS: tuple[tuple[str, str], ...] = (
-    ("/", "filter (the filter language: 'sockscope help filters'); Esc closes the bar"),
+    ("/", "filter (the filter language: 'sockscope help filters'); Enter applies, Esc drops"),
     ("space", "pause / resume; nothing is lost while paused"),
     ("up down pgup pgdn home end", "move the cursor"),
     ("< >  or click a header", "sort by the previous / next column"),

@@ -18,12 +18,9 @@ from sockscope.model.states import STATE_BY_NUMBER, Proto
 from sockscope.wire.errors import ParseError
 from sockscope.wire.inet_diag import INET_DIAG_INFO, INET_DIAG_MSG, INET_DIAG_PROTOCOL, InetDiagMsg
 from sockscope.wire.netlink import RTATTR
+from sockscope.wire.procnet import ProcNetInet, ProcNetUnix
 from sockscope.wire.tcp_info import parse_tcp_info
-
-TYPE_CHECKING = False  # not typing's, which costs ~3 ms to import (see sockscope._namedtuple)
-if TYPE_CHECKING:
-    from sockscope.wire.procnet import ProcNetInet, ProcNetUnix
-    from sockscope.wire.unix_diag import UnixDiagMsg
+from sockscope.wire.unix_diag import SOCK_TYPES, UnixDiagMsg
 
 AF_INET = 2
 AF_INET6 = 10
@@ -186,9 +183,6 @@ def endpoint_from_procnet(rec: ProcNetInet, proto: Proto, cache: AddressCache, n
 
 def endpoint_from_unix_diag(msg: UnixDiagMsg, netns: str = "") -> Endpoint:
     """Build the endpoint for one ``unix_diag_msg``; ports are inodes, as ss shows them."""
-    # Imported here: only UNIX listings need it, and every listing pays a module's load.
-    from sockscope.wire.unix_diag import SOCK_TYPES  # noqa: PLC0415
-
     return Endpoint(
         Proto.UNIX,
         0,
@@ -211,8 +205,6 @@ def endpoint_from_unix_diag(msg: UnixDiagMsg, netns: str = "") -> Endpoint:
 
 def endpoint_from_procnet_unix(rec: ProcNetUnix, netns: str = "") -> Endpoint:
     """Build the endpoint for one ``/proc/net/unix`` line (no peer or queue figures there)."""
-    from sockscope.wire.unix_diag import SOCK_TYPES  # noqa: PLC0415 - as above
-
     return Endpoint(
         Proto.UNIX,
         0,

@@ -8,8 +8,8 @@ each word's bytes are reversed; ports are printed as plain numbers.
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple
 
+from sockscope._namedtuple import NamedTuple
 from sockscope.wire.errors import ParseError
 
 

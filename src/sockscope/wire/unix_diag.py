@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
+from sockscope._namedtuple import NamedTuple
 from sockscope.wire.errors import ParseError
 from sockscope.wire.netlink import (
     NLM_F_DUMP,

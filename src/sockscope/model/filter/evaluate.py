@@ -20,7 +20,6 @@ Semantics, in one place:
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable
 from ipaddress import IPv6Address
 
@@ -40,6 +39,7 @@ from sockscope.model.filter.ast import (
     StateIn,
     field_names,
 )
+from sockscope.model.filter.regex import compile_search
 from sockscope.model.states import TcpState
 
 Predicate = Callable[[Endpoint], bool]
@@ -139,8 +139,8 @@ def _member_test(items: tuple[Item, ...]) -> Test:
 
 
 def _regex_test(pattern: str) -> Test:
-    rx = re.compile(pattern)
-    return lambda v: isinstance(v, str) and rx.search(v) is not None
+    search = compile_search(pattern)  # linear in the text, whatever the pattern
+    return lambda v: isinstance(v, str) and search(v)
 
 
 # -- three values, for fields that may hold a lower bound -------------------------------

@@ -61,12 +61,49 @@ Examples
 """
 
 
-def _field_table() -> str:
+def _field_table(width: int) -> str:
     rows = [("FIELD", "TYPE", "MEANING", "EXAMPLE")]
     rows += [(f.name, f.kind.value, f.help, f.example) for f in FIELDS]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  " + "  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
-    return "Fields\n" + "\n".join(line.rstrip() for line in lines) + "\n"
+    if max(len(line.rstrip()) for line in lines) <= width:
+        return "Fields\n" + "\n".join(line.rstrip() for line in lines) + "\n"
+    # Too wide for one line a field: the meaning wraps beside the name and type (below
+    # them on a narrow terminal), and the example goes on a line of its own.
+    indent = " " * (2 + widths[0] + 2 + widths[1] + 2)
+    stacked = width - len(indent) < 30
+    if stacked:
+        indent = " " * 6
+    title = f"  {'FIELD'.ljust(widths[0])}  {'TYPE'.ljust(widths[1])}  MEANING, then an example"
+    out = ["Fields", "  FIELD (TYPE): meaning, then an example" if stacked else title]
+    for name, kind, meaning, example in rows[1:]:
+        head = f"  {name.ljust(widths[0])}  {kind.ljust(widths[1])}  "
+        text = meaning + (f"\ne.g. {example}" if example else "")
+        wrapped = [w for para in text.split("\n") for w in _wrap(para, width - len(indent))]
+        if stacked:
+            out += [f"  {name} ({kind})", *(indent + w for w in wrapped)]
+        else:
+            out += [head + wrapped[0], *(indent + w for w in wrapped[1:])]
+    return "\n".join(out) + "\n"
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap  # noqa: PLC0415 - only the help text needs it
+
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
+def _fit(text: str, width: int) -> str:
+    """Lines longer than ``width`` wrapped, keeping their indent (and a little more)."""
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        lead = " " * (len(line) - len(line.lstrip()))
+        parts = _wrap(line.strip(), max(20, width - len(lead) - 2))
+        out += [lead + parts[0], *(lead + "  " + p for p in parts[1:])]
+    return "\n".join(out)
 
 
 def _aliases() -> str:
@@ -94,13 +131,13 @@ def _states() -> str:
     )
 
 
-def render_filter_help() -> str:
-    """The filter language's reference, as ``sockscope help filters`` prints it."""
+def render_filter_help(width: int = 80) -> str:
+    """The filter language's reference, as ``sockscope help filters`` prints it, in
+    lines of at most ``width`` characters (the terminal's, or 80 in a pipe)."""
     intro = (
-        "Filters: 'field op value', combined with and/or/not. The same language "
-        "works in every command.\n"
-        f"Nesting is limited to {MAX_DEPTH} levels.\n"
+        "Filters: 'field op value', combined with and/or/not.\n"
+        f"The same language works in every command. Nesting is limited to {MAX_DEPTH} levels.\n"
     )
-    return "\n".join(
-        (intro, _field_table(), _aliases(), _OPERATORS, _VALUES, _states(), _SEMANTICS, _SS, _EXAMPLES)
-    )
+    width = max(40, width)
+    parts = (intro, _field_table(width), _aliases(), _OPERATORS, _VALUES, _states(), _SEMANTICS, _SS)
+    return _fit("\n".join((*parts, _EXAMPLES)), width)

@@ -34,6 +34,7 @@ from sockscope.model.filter.ast import (
 )
 from sockscope.model.filter.errors import FilterError, did_you_mean
 from sockscope.model.filter.lexer import Tok, Token, tokenize
+from sockscope.model.filter.regex import UnsupportedRegexError, compile_search
 from sockscope.model.filter.values import STATES_BY_NAME, Resolver, ValueParser, Word
 from sockscope.model.states import ALL_STATES, TcpState
 
@@ -275,7 +276,9 @@ class Parser:
         if is_set:
             raise self.error("'~' takes one regular expression, not a set", op_tok)
         try:
-            re.compile(words[0].text)
+            compile_search(words[0].text)
+        except UnsupportedRegexError as exc:
+            raise FilterError(f"regular expression refused: {exc}", words[0].start, self.text) from None
         except (re.error, RecursionError, OverflowError, ValueError) as exc:
             raise FilterError(f"bad regular expression: {exc}", words[0].start, self.text) from None
         return Regex(field.name, words[0].text)
