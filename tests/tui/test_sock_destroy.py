@@ -104,8 +104,11 @@ def test_refusals_say_why(err: int, words: str) -> None:
 
 def test_success_and_what_cannot_be_closed() -> None:
     destroy_socket(ep(40000, 2323), socket_factory=lambda: FakeDiag(0))
+    # A connection known only from the kernel-side sources (no cookie yet) is named by
+    # its whole 4-tuple, as ss -K names it; a UDP socket or a listener without one is not.
+    assert sock_id(ep(40000, 2323)._replace(cookie=None)).cookie == (1 << 64) - 1
     with pytest.raises(CloseError, match="cookie"):
-        sock_id(ep(40000, 2323)._replace(cookie=None))
+        sock_id(ep(40000, 2323)._replace(cookie=None, remote_port=None, remote_address=None))
     unix = Endpoint(Proto.UNIX, 0, TcpState.ESTABLISHED, None, 1, None, 2, 0, 0, 0, 1, 9)
     with pytest.raises(CloseError, match="only TCP and UDP"):
         sock_id(unix)

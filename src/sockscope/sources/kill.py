@@ -39,6 +39,10 @@ _CLOSE_ERRORS = {
 }
 
 
+#: "Any cookie" (``include/uapi/linux/inet_diag.h``): the kernel matches the 4-tuple alone.
+INET_DIAG_NOCOOKIE = (1 << 64) - 1
+
+
 class CloseError(Exception):
     """The connection could not be closed; ``str()`` says why, for a person."""
 
@@ -59,10 +63,9 @@ def sock_id(ep: Endpoint) -> SockId:
     """
     if ep.proto not in (Proto.TCP, Proto.UDP) or ep.local_address is None:
         raise CloseError("only TCP and UDP sockets can be closed")
-    if ep.cookie is None:
+    if ep.cookie is None and (ep.proto is not Proto.TCP or ep.remote_address is None or not ep.remote_port):
         raise CloseError(
-            "this socket has no kernel cookie (it was read from /proc or a "
-            "tracepoint), so it cannot be picked out exactly"
+            "this socket has no kernel cookie (it was read from /proc), so it cannot be picked out exactly"
         )
     return SockId(
         ep.family,
@@ -72,7 +75,9 @@ def sock_id(ep: Endpoint) -> SockId:
         ep.remote_address,
         ep.remote_port or 0,
         ep.iface,
-        ep.cookie,
+        # A connection seen so far only by the kernel-side sources has no cookie yet: its
+        # full 4-tuple names one live socket, as ss -K names it.
+        INET_DIAG_NOCOOKIE if ep.cookie is None else ep.cookie,
     )
 
 
