@@ -54,11 +54,12 @@ events = st.builds(
     endpoints,
     seconds,
     st.floats(1e9, 2e9),
-    st.sampled_from(list(Source)),
+    st.sampled_from([s for s in Source if s is not Source.BPF]),  # eBPF events: below
     old_state=st.one_of(st.none(), st.sampled_from(list(TcpState))),
     duration=st.one_of(st.none(), seconds),
     amount=st.one_of(st.none(), st.integers(0, 10**6)),
     process=st.one_of(st.none(), owners),
+    lower_bound=st.booleans(),
 )
 
 
@@ -76,3 +77,47 @@ def test_times_round_like_datetime() -> None:
     for wall in (1.9999996, 1764000000.0, 1764000000.1234565, 1764000000.9999999):
         ev = Event(EventKind.STATE, ep, 1.0, wall, Source.POLL)
         assert json.loads(render_event_json(ev))["time"] == event_record(ev)["time"]
+
+
+@st.composite
+def bpf_events(draw: st.DrawFn) -> Event:
+    """Events shaped as the eBPF source makes them (watch.bpf_events)."""
+    proc = draw(st.one_of(st.none(), owners))
+    kind = draw(st.sampled_from([EventKind.OPENED, EventKind.STATE, EventKind.CLOSED, EventKind.LISTEN]))
+    state = draw(st.sampled_from(list(TcpState)))
+    listening = kind is EventKind.LISTEN
+    ep = Endpoint(
+        Proto.TCP,
+        draw(st.sampled_from([4, 6])),
+        state,
+        draw(addresses.filter(lambda a: a is not None)),
+        draw(st.integers(0, 65535)),
+        None if listening else draw(addresses),
+        None if listening else draw(st.integers(0, 65535)),
+        0,
+        0,
+        None,
+        0,
+        draw(st.one_of(st.none(), st.integers(1, 2**64 - 1))),
+        tcp_info=draw(infos) if kind is EventKind.CLOSED else None,
+        owners=(proc,) if proc else (),
+    )
+    return Event(
+        kind,
+        ep,
+        draw(seconds),
+        draw(st.floats(1e9, 2e9)),
+        Source.BPF,
+        old_state=draw(st.sampled_from(list(TcpState))) if kind is EventKind.STATE else None,
+        duration=draw(st.one_of(st.none(), seconds)) if kind is EventKind.CLOSED else None,
+        process=proc,
+        lower_bound=draw(st.booleans()),
+    )
+
+
+@given(bpf_events())
+def test_the_bpf_json_is_the_records_json(ev: Event) -> None:
+    fast = json.loads(render_event_json(ev))
+    reference = json.loads(json.dumps(event_record(ev)))
+    assert list(fast) == list(reference)
+    assert fast == reference

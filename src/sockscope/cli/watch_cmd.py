@@ -140,6 +140,18 @@ def event_kinds(text: str | None, flt: object | None) -> frozenset[EventKind] | 
     return None if chosen == frozenset(EventKind) else chosen
 
 
+def _matcher(flt: object | None) -> Callable[[EventView], bool] | None:
+    """What each event must pass in Python; None when the sources answer it all."""
+    if flt is None:
+        return None
+    from sockscope.query.pushdown import tests_only_kinds  # noqa: PLC0415 - lazy, as the filter
+
+    if tests_only_kinds(flt):  # type: ignore[arg-type]
+        return None  # the kinds asked of the sources are the whole answer
+    matches: Callable[[EventView], bool] = flt.matches  # type: ignore[attr-defined]
+    return matches
+
+
 def _on_signal(_signum: int, _frame: FrameType | None) -> None:
     # Unwind like Ctrl-C so every finally block (eBPF program, tracefs instance,
     # recording) runs: SIGTERM from a service manager, SIGHUP from a closed terminal.
@@ -155,15 +167,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
     sources = _sources(args.source)
     selection = build_selection(args, processes=True, states=ALL_STATES)
     flt = selection.predicate
-    matches: Callable[[EventView], bool] | None = getattr(flt, "matches", None)
     kinds = event_kinds(args.events, flt)
+    matches = _matcher(flt)
     recorder = _open_recorder(args) if args.record is not None else None
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     watcher: Watcher | None = None
     shown = Shown()
     try:
         try:
-            watcher = Watcher(selection.query, interval=args.interval, sources=sources, kinds=kinds)
+            watcher = Watcher(
+                selection.query, interval=args.interval, sources=sources, kinds=kinds, full_owners=False
+            )
         except WatchSourceError as exc:
             env.error(str(exc))
             return ExitStatus.ERROR
@@ -258,23 +272,30 @@ class Shown:
 
     def add(self, ev: Event) -> None:
         """Count one event shown."""
-        kind = ev.kind
-        self.by_kind[kind] += 1
-        self.total += 1
-        if kind is _OPENED or kind is _CLOSED:
+        self.add_all([ev])
+
+    def add_all(self, events: list[Event]) -> None:
+        """Count the events of a batch shown."""
+        self.by_kind.update(ev.kind for ev in events)
+        self.total += len(events)
+        opened, closed, seen = _OPENED, _CLOSED, self._open
+        for ev in events:
+            kind = ev.kind
+            if kind is not opened and kind is not closed:
+                continue
             ep = ev.endpoint
             key = (ep[0], ep[3], ep[4], ep[5], ep[6])  # proto, local and remote address, port
-            if kind is _OPENED:
-                if key not in self._open:
-                    self._open.add(key)
+            if kind is opened:
+                if key not in seen:
+                    seen.add(key)
                     self.connections += 1
-            elif key in self._open:
-                self._open.discard(key)
+            elif key in seen:
+                seen.discard(key)
             else:
                 self.connections += 1  # closed without being seen opening
 
 
-_OPENED, _CLOSED = EventKind.OPENED, EventKind.CLOSED
+_OPENED, _CLOSED, _LOST = EventKind.OPENED, EventKind.CLOSED, EventKind.LOST
 
 
 def _stream(
@@ -320,22 +341,32 @@ def _stream(
                 raise _RecordingFullError
 
     try:
-        for ev in watcher.events(until, idle=idle):
-            if matches is not None and ev.kind is not EventKind.LOST and not matches(EventView(ev)):
-                continue
-            shown.add(ev)
-            lines.append(render(ev))
-            if recorder is not None:
-                recorder.write(ev)
-                # The size is two stat() calls: checked every few hundred events in a burst.
-                if shown.total % SIZE_CHECK_EVERY == 0 and full():
-                    break
+        for delivered in watcher.batches(until, idle=idle):
+            batch = delivered
+            if matches is not None:
+                batch = [ev for ev in delivered if ev.kind is _LOST or matches(EventView(ev))]
+            if args.count is not None:
+                batch = batch[: args.count - shown.total]
+            shown.add_all(batch)
+            lines.extend(map(render, batch))
+            if recorder is not None and _record(recorder, batch, full):
+                break
             if args.count is not None and shown.total >= args.count:
                 break
     except _RecordingFullError:
         pass
     finally:
         write_out()
+
+
+def _record(recorder: Recorder, batch: list[Event], full: Callable[[], bool]) -> bool:
+    """Write ``batch`` to the recording; whether it reached its --max-size."""
+    for i, ev in enumerate(batch, 1):
+        recorder.write(ev)
+        # The size is two stat() calls: checked every few hundred events in a burst.
+        if i % SIZE_CHECK_EVERY == 0 and full():
+            return True
+    return full()
 
 
 def _summary(args: argparse.Namespace, env: Env, watcher: Watcher, shown: Shown) -> None:

@@ -83,6 +83,8 @@ def step_watch(stage: Stage) -> StepResult:
         run = stage.run_live(
             "watch",
             f"port == {p}",
+            "--events",
+            "all",
             "--count",
             str(WATCH_EVENTS),
             "--duration",

@@ -368,3 +368,19 @@ def _kinds(node: Node) -> frozenset[str]:
     if not negate and isinstance(atom, Cmp | Member) and atom.field == "duration":
         return _TIMED
     return EVENT_KINDS
+
+
+def tests_only_kinds(flt: Filter) -> bool:
+    """Whether ``flt`` tests nothing but equality of the event's kind: ``event_kinds`` is
+    then its whole answer, and the events of those kinds need no matching."""
+    return _kind_equality(flt.root)
+
+
+def _kind_equality(node: Node) -> bool:
+    if isinstance(node, And | Or):
+        return all(_kind_equality(item) for item in node.items)
+    if isinstance(node, Not):
+        return _kind_equality(node.item)
+    if isinstance(node, Cmp):
+        return node.field == "event" and node.op == "=="
+    return isinstance(node, Member) and node.field == "event"

@@ -123,6 +123,8 @@ def render_event_json(ev: Event) -> str:
     owners, the second of the timestamp). It decodes to the same keys, in the same order,
     with the same values (tested).
     """
+    if ev.source is _BPF:
+        return _bpf_json(ev)
     ep = ev.endpoint
     kind = ev.kind
     owner = ev.process
@@ -182,6 +184,43 @@ def render_event_json(ev: Event) -> str:
 
 
 _TCP, _ESTABLISHED, _CLOSE_WAIT, _POLL = Proto.TCP, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, Source.POLL
+_BPF, _CLOSED, _UNLISTEN, _STATE = Source.BPF, EventKind.CLOSED, EventKind.UNLISTEN, EventKind.STATE
+
+
+def _bpf_json(ev: Event) -> str:
+    """``render_event_json`` for the eBPF program's events, which all have the same shape
+    (TCP, one owner, no inode, queues or uid; counters on closes): a third of the work,
+    for the source that brings the most events. Tested against the general form."""
+    ep = ev.endpoint
+    kind = ev.kind
+    head = _bpf_head[ep[2], ep[3], ep[1]]  # state, local address, family
+    raddr = ep[5]
+    text = (
+        f'{head}{ep[4]},"remote_address":{"null" if raddr is None else _address_text[raddr]},'
+        f'"remote_port":{"null" if ep[6] is None else ep[6]},"recv_q":0,"send_q":0,"uid":null,"inode":0,'
+        f'"cookie":{"null" if ep[11] is None else ep[11]},"queued":false,'
+        f'{_bpf_owner[ev.process]}"event":{_KIND[kind]},"time":"{_iso_time(ev.time)}",'
+        f'"mono":{ev.mono:.6f},"source":"bpf",{_bpf_actor[ev.process]}'
+    )
+    if kind is _CLOSED or kind is _UNLISTEN:
+        info = ep[14]
+        if info is None:
+            counters = '"bytes_sent":null,"bytes_received":null,"rtt":null,"retrans":null}'
+        else:
+            counters = (
+                f'"bytes_sent":{info[9]},"bytes_received":{info[11]},'
+                f'"rtt":{info[0] / 1000!r},"retrans":{info[6]}}}'
+            )
+        duration = ev.duration
+        return (
+            f'{text},"duration":{"null" if duration is None else f"{duration:.6f}"},'
+            f'"duration_lower_bound":{"true" if ev.lower_bound else "false"},{counters}'
+        )
+    if kind is _STATE:
+        return f'{text},"old_state":{"null" if ev.old_state is None else _LABELS[ev.old_state, _TCP]}}}'
+    return text + "}"
+
+
 _PROTO = {p: f'"{p.value}"' for p in Proto}
 _KIND = {k: f'"{k.value}"' for k in EventKind}
 _SOURCE = {s: f'"{s.value}"' for s in Source}
@@ -259,3 +298,13 @@ def _iso_time(wall: float) -> str:
     if micros >= 1_000_000:  # rounds up into the next second, as datetime does
         second, micros = second + 1, micros - 1_000_000
     return f"{_second_text[second]}.{micros:06d}+00:00"
+
+
+_bpf_head: _Memo[tuple[TcpState, IPAddress | None, int]] = _Memo(
+    lambda key: (
+        f'{{"proto":"tcp","family":{key[2]},"state":{_LABELS[key[0], _TCP]},'
+        f'"local_address":{_address(key[1])},"local_port":'
+    )
+)
+_bpf_owner: _Memo[Owner | None] = _Memo(lambda owner: f'"owners":{_owners((owner,) if owner else ())},')
+_bpf_actor: _Memo[Owner | None] = _Memo(_actor)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import struct
 import threading
@@ -126,6 +127,7 @@ class DestroySubscriber:
         self._guard: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake_r, self._wake_w = -1, -1
+        self._stop_r, self._stop_w = -1, -1
         self.error: OSError | None = None
         #: Every message the kernel sent before this monotonic time has been returned by
         #: ``read()`` (it is ``drained_at`` as of the last read).
@@ -134,6 +136,7 @@ class DestroySubscriber:
     def start(self) -> None:
         """Guard the kernel's buffer with a thread from now on (see the module's docstring)."""
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._guard = threading.Thread(target=self._guard_loop, name="sockscope-destroy", daemon=True)
         self._guard.start()
 
@@ -163,10 +166,17 @@ class DestroySubscriber:
 
     def _guard_loop(self) -> None:
         # The watcher reads the socket itself (one thread, no hand-over of the GIL per
-        # message); this thread steps in only when it has not for guard_after.
+        # message); this thread steps in only when messages wait and the watcher has not
+        # read for guard_after. It sleeps in select() otherwise: an idle watcher's guard
+        # never wakes.
         try:
-            while not self._stop.wait(GUARD_TICK):
-                if time.monotonic() - self._last_read < self.guard_after:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([self.sock.fileno(), self._stop_r], [], [])
+                if self._stop_r in ready:
+                    return
+                unread_for = time.monotonic() - self._last_read
+                if unread_for < self.guard_after:
+                    self._stop.wait(max(GUARD_TICK, self.guard_after - unread_for))  # it may read them
                     continue
                 with self._lock:
                     got = self._receive()
@@ -215,11 +225,13 @@ class DestroySubscriber:
     def close(self) -> None:
         """Stop the guard thread and leave the groups; safe to call twice."""
         self._stop.set()
+        if self._stop_w >= 0:
+            os.write(self._stop_w, b"!")
         if self._guard is not None:
             self._guard.join(GUARD_TICK * 50)
             self._guard = None
-        for fd in (self._wake_r, self._wake_w):
+        for fd in (self._wake_r, self._wake_w, self._stop_r, self._stop_w):
             if fd >= 0:
                 os.close(fd)
-        self._wake_r = self._wake_w = -1
+        self._wake_r = self._wake_w = self._stop_r = self._stop_w = -1
         self.sock.close()

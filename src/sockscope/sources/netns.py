@@ -8,6 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ctypes
+
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = Path("/run/netns")
 
@@ -53,13 +57,26 @@ def _short(path: Path) -> str:
     return text if len(text) <= 100 else f"{text[:97]}..."
 
 
+def _libc() -> ctypes.CDLL:
+    """libc, loaded once: ``find_library`` runs ``ldconfig`` in a child process, which a
+    watcher entering its namespace for every poll must not pay each time."""
+    global _LIBC  # noqa: PLW0603 - a process-wide handle, loaded on first use
+    if _LIBC is None:
+        import ctypes  # noqa: PLC0415
+        import ctypes.util  # noqa: PLC0415
+
+        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return _LIBC
+
+
+_LIBC: ctypes.CDLL | None = None
+
+
 def _setns(fd: int, what: str) -> None:
     # ctypes costs ~7 ms to import: only pay it when a namespace is entered (os.setns is 3.12+).
     import ctypes  # noqa: PLC0415
-    import ctypes.util  # noqa: PLC0415
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
+    if _libc().setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         if err == errno.EINVAL:
             raise NetnsError(f"{what} is not a network namespace")

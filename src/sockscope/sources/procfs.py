@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sockscope.model.endpoint import Owner
 from sockscope.wire.procnet import ProcNetInet, ProcNetUnix, parse_proc_net_inet, parse_proc_net_unix
@@ -81,8 +81,10 @@ class ProcFS:
                 continue
         return counters
 
-    def read_owners(self, threads: int = SCAN_THREADS) -> tuple[dict[int, list[Owner]], int]:
-        """Scan every ``PID/fd`` once into ``{inode: [owners]}``.
+    def read_owners(
+        self, threads: int = SCAN_THREADS, pids: Iterable[int] | None = None
+    ) -> tuple[dict[int, list[Owner]], int]:
+        """Scan every ``PID/fd`` (or only these ``pids``') once into ``{inode: [owners]}``.
 
         Returns the map and how many processes' fds could not be read for lack of
         permission. Processes that exit during the scan are skipped. Owners come in the
@@ -90,18 +92,20 @@ class ProcFS:
         threads share the work.
         """
         root = self.root
-        pids = [entry.name for entry in os.scandir(root) if entry.name.isdigit()]
-        results: list[_Held | None] = [None] * len(pids)
+        names = (
+            [e.name for e in os.scandir(root) if e.name.isdigit()] if pids is None else [str(p) for p in pids]
+        )
+        results: list[_Held | None] = [None] * len(names)
         # Threads claim processes one at a time (next() on a shared iterator is atomic
         # under the GIL), so one process with thousands of fds does not leave a thread idle.
-        claim = iter(range(len(pids))).__next__
+        claim = iter(range(len(names))).__next__
         workers = []
         failures: list[BaseException] = []
-        if threads > 1 and len(pids) >= _THREADED_MIN_PIDS:
+        if threads > 1 and len(names) >= _THREADED_MIN_PIDS:
 
             def work() -> None:
                 try:
-                    _scan_fds(root, pids, results, claim)
+                    _scan_fds(root, names, results, claim)
                 except BaseException as exc:  # re-raised in the caller's thread below
                     failures.append(exc)
 
@@ -109,7 +113,7 @@ class ProcFS:
             for worker in workers:
                 worker.start()
         try:
-            _scan_fds(root, pids, results, claim)
+            _scan_fds(root, names, results, claim)
         finally:
             for worker in workers:
                 worker.join()

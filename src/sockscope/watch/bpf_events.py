@@ -40,6 +40,7 @@ _OPENED, _CLOSED, _STATE, _LISTEN, _UNLISTEN = (
 _LISTEN_STATE = TcpState.LISTEN
 
 _UNSURE_START = FLAG_NO_ENTRY | FLAG_MIDLIFE
+_NAMED = FLAG_PID | FLAG_LISTENER
 
 
 #: A socket a dump has shown, by cookie: (its endpoint, when a dump first showed it).
@@ -65,7 +66,7 @@ class BpfMerger:
         self.listener_owner = listener_owner
         self.wall_offset = 0.0
         self.stats = BpfStats()
-        self._owners: dict[tuple[int, str], Owner] = {}
+        self._owners: dict[tuple[int, str], tuple[Owner, tuple[Owner, ...]]] = {}
         #: Cookies of sockets the records closed (so a dump's view of them is not reported).
         self.closed_cookies: list[int] = []
 
@@ -73,29 +74,31 @@ class BpfMerger:
         """The events of ``records``, in their order."""
         out: list[Event] = []
         append = out.append
+        close = self._close
         for rec in records:
-            kind = rec.kind
+            kind = rec[0]
             if kind == KIND_CLOSE:
-                append(self._close(rec))
+                append(close(rec))
             elif kind == KIND_OPEN:
                 append(self._event(rec, _OPENED, rec.newstate, (rec.start_ns or rec.ts_ns) / 1e9))
             elif kind == KIND_STATE:
-                ev = self._event(rec, _STATE, rec.newstate, rec.ts_ns / 1e9)
-                append(ev._replace(old_state=rec.oldstate))
+                append(self._event(rec, _STATE, rec.newstate, rec.ts_ns / 1e9, old=rec.oldstate))
             elif kind == KIND_LISTEN:
                 append(self._event(rec, _LISTEN, _LISTEN_STATE, rec.ts_ns / 1e9))
         return out
 
-    def _owner(self, rec: BpfRecord) -> Owner | None:
-        if not rec.flags & (FLAG_PID | FLAG_LISTENER):
-            return None
-        key = (rec.pid, rec.comm)
-        owner = self._owners.get(key)
-        if owner is None:
+    def _owner(self, rec: BpfRecord) -> tuple[Owner | None, tuple[Owner, ...]]:
+        """The record's owner, and the owners tuple of its endpoint (made once per pid)."""
+        if not rec[1] & _NAMED:
+            return None, ()
+        key = (rec[6], rec[8])  # pid, comm
+        known = self._owners.get(key)
+        if known is None:
             if len(self._owners) > 65536:
                 self._owners.clear()
-            owner = self._owners[key] = Owner(rec.pid, rec.comm, -1)
-        return owner
+            owner = Owner(rec[6], rec[8], -1)
+            known = self._owners[key] = (owner, (owner,))
+        return known
 
     def _event(
         self,
@@ -107,10 +110,11 @@ class BpfMerger:
         info: TcpInfo | None = None,
         duration: float | None = None,
         lower_bound: bool = False,
+        old: TcpState | None = None,
     ) -> Event:
-        proc = self._owner(rec)
+        proc, named = self._owner(rec)
         if owners is None:
-            owners = (proc,) if proc is not None else ()
+            owners = named
         elif proc is None and owners:
             proc = owners[0]
         listening = state is _LISTEN_STATE
@@ -126,10 +130,37 @@ class BpfMerger:
             ),
         )  # fmt: skip
         return _new(
-            Event, (kind, ep, mono, mono + self.wall_offset, _BPF, None, duration, None, proc, lower_bound)
+            Event, (kind, ep, mono, mono + self.wall_offset, _BPF, old, duration, None, proc, lower_bound)
         )
 
     def _close(self, rec: BpfRecord) -> Event:
+        """A close: the common case (an owner, a known start) built in one go."""
+        (_kind, flags, _sk, start, ts, cookie, _pid, _ns, _comm, family, sport, dport, old, _new_state,
+         saddr, daddr, sent, acked, received, srtt, retrans) = rec  # fmt: skip
+        if flags & _UNSURE_START or not flags & _NAMED or old is _LISTEN_STATE:
+            return self._close_slowly(rec)
+        if cookie:
+            self.closed_cookies.append(cookie)
+        proc, owners = self._owner(rec)
+        end = ts / 1e9
+        info = _new(
+            TcpInfo, (srtt, 0, 0, 0, 0, 0, retrans, 0, 0, sent, acked, received, 0, 0, 0, 0, 0, 0, 0, 0)
+        )
+        ep = _new(
+            Endpoint,
+            (
+                _TCP, family, old, saddr, sport, daddr, dport, 0, 0, None, 0, cookie or None, 0, None, info,
+                None, None, owners, self.netns, None, None, None,
+            ),
+        )  # fmt: skip
+        duration = end - start / 1e9 if start else None
+        return _new(
+            Event, (_CLOSED, ep, end, end + self.wall_offset, _BPF, None, duration, None, proc, False)
+        )
+
+    def _close_slowly(self, rec: BpfRecord) -> Event:
+        """A close that needs what user space knows: a socket older than the program (its
+        owner and first sighting from a dump), a listener, or one without an owner."""
         old = rec.oldstate
         kind = _UNLISTEN if old is _LISTEN_STATE else _CLOSED
         end = rec.ts_ns / 1e9

@@ -212,7 +212,7 @@ class Engine:
         assert self.bpf is not None
         bpf = self.bpf
         bpf.wall_offset = self.wall_offset
-        out = bpf.on_records(records)
+        out = bpf.on_records(records)  # the program writes only the kinds asked for...
         self.bpf_upto = now
         if bpf.closed_cookies:
             closed, vanished = self.closed, self.vanished
@@ -513,7 +513,7 @@ class Engine:
             events = [ev for ev in events if ev.kind in kinds or ev.kind is EventKind.LOST]
         counter = self.stats.events
         for ev in events:
-            counter[ev.kind.value] += 1
+            counter[ev.kind] += 1  # an EventKind is its name: no .value lookup per event
         return events
 
 

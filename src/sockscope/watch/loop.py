@@ -46,6 +46,9 @@ SOURCES = ("bpf", "trace", "destroy", "poll")
 #: more than the record); it reads them this often, or when the kernel says the ring
 #: is filling.
 BPF_READ_EVERY = 0.02
+#: ... backing off to this while nothing comes (an idle watcher costs next to nothing;
+#: a burst fills a quarter of the ring, which wakes the reader at once, long before).
+BPF_READ_IDLE = 0.1
 #: The shortest time between two wake-ups: events are handled in batches at least this
 #: far apart (a latency no one watching can see).
 MIN_STEP = 0.01
@@ -72,6 +75,7 @@ class Watcher:
         procfs: ProcFS | None = None,
         kinds: frozenset[EventKind] | None = None,
         tape: Callable[[str], None] | None = None,
+        full_owners: bool = True,
     ) -> None:
         # Two dumps a poll: everything but listeners on the fast path (no attributes), and
         # listeners alone with their memory counters (drops). TIME_WAIT remnants never
@@ -98,6 +102,8 @@ class Watcher:
         )
         self.interval = interval
         self.kinds = kinds
+        #: Owners for every socket of the table (top shows them), or only those events need.
+        self.full_owners = full_owners
         self.procfs = procfs or ProcFS()
         self.owners = OwnerCache(self.procfs) if query.processes else None
         self.warnings: list[str] = []
@@ -107,6 +113,8 @@ class Watcher:
         self.polls = 0
         self.behind = False  # the last step left records unread
         self._last_step = 0.0
+        self._busy = False  # the last step handled events: the next one pauses first
+        self._bpf_every = BPF_READ_EVERY
         self._bpf_records: list[BpfRecord] = []
         stats = WatchStats()
         try:
@@ -276,16 +284,28 @@ class Watcher:
         ``idle`` is called before every wait, once the events so far are handed out (a
         writer flushes there, a recorder commits).
         """
+        for batch in self.batches(until, idle):
+            yield from batch
+
+    def batches(
+        self, until: float | None = None, idle: Callable[[], None] | None = None
+    ) -> Iterator[list[Event]]:
+        """``events`` as the lists each wake-up delivered (never empty): a consumer that
+        renders or counts a list at a time does it in one loop of its own."""
         next_poll = time.monotonic() + self.interval
         while until is None or time.monotonic() < until:
             if idle is not None:
                 idle()
             wake = next_poll if until is None else min(next_poll, until)
-            yield from self.step(max(0.0, wake - time.monotonic()))
+            batch = self.step(max(0.0, wake - time.monotonic()))
+            if batch:
+                yield batch
             now = time.monotonic()
             if now >= next_poll or self.engine.wants_dump:
                 self.engine.wants_dump = False
-                yield from self._poll()
+                polled = self._poll()
+                if polled:
+                    yield polled
                 next_poll = max(next_poll + self.interval, time.monotonic())
 
     def step(self, timeout: float) -> list[Event]:
@@ -298,13 +318,13 @@ class Watcher:
                 timeout = min(timeout, TRACE_LAG)
         if self.bpf is not None:
             fds.append(self.bpf.fileno())
-            timeout = min(timeout, BPF_READ_EVERY)
+            timeout = min(timeout, self._bpf_every)
         # Under load every source is ready all the time; waking for each message would
         # handle (and write out) a handful of events per wake-up. The kernel buffers hold
         # far more than one MIN_STEP's worth, so waiting costs nothing but latency.
         if self.behind:
             timeout = 0.0  # a backlog is waiting: no pause, no wait
-        else:
+        elif self._busy:
             pause = min(self._last_step + MIN_STEP - time.monotonic(), timeout)
             if pause > 0:
                 time.sleep(pause)
@@ -328,6 +348,7 @@ class Watcher:
             gone, overruns = self.destroy.read()
             out += engine.on_destroyed(gone, overruns, self.destroy.horizon, time.monotonic())
         out += engine.settle(time.monotonic())
+        self._busy = bool(out)
         return out
 
     def _read_bpf(self, now: float) -> list[Event]:
@@ -336,6 +357,7 @@ class Watcher:
         records = self._bpf_records
         records.clear()
         bpf.read(records)
+        self._bpf_every = BPF_READ_EVERY if records else min(BPF_READ_IDLE, self._bpf_every * 2)
         out = self.engine.on_bpf(records, now) if records else []
         self.engine.bpf_upto = now
         return out
@@ -352,7 +374,7 @@ class Watcher:
             eps += run_query(self.listen_query, procfs=self.procfs).endpoints
         self.polls += 1
         if self.owners is not None:
-            self.owners.refresh_for([*(e.inode for e in eps), *self.engine.owner_inodes()])
+            self.owners.refresh_for(self._owner_inodes(eps), self._acceptors(eps))
             get = self.owners.get
             eps = [e._replace(owners=get(e.inode)) if e.inode else e for e in eps]
         now = snap.monotonic
@@ -370,6 +392,25 @@ class Watcher:
         if first and self.bpf is not None:
             self._seed_listeners(eps)
         return out
+
+    def _owner_inodes(self, eps: list[Endpoint]) -> list[int]:
+        """The sockets whose owners are wanted. With the eBPF program naming every TCP
+        connection's process, only what it cannot name: listeners, the connections on
+        their ports (whoever accepted them), UDP, and accepts waiting for an owner. A
+        full scan of /proc for every new client socket would cost more than the rest."""
+        waiting = self.engine.owner_inodes()
+        if self.bpf is None or self.full_owners:
+            return [*(e.inode for e in eps), *waiting]
+        listening = {e.local_port for e in eps if e.state is TcpState.LISTEN}
+        return [
+            *(e.inode for e in eps if e.proto is not Proto.TCP or e.local_port in listening),
+            *waiting,
+        ]
+
+    @staticmethod
+    def _acceptors(eps: list[Endpoint]) -> set[int]:
+        """The processes holding listeners: who accepts the connections on their ports."""
+        return {o.pid for e in eps if e.state is TcpState.LISTEN for o in e.owners}
 
     def _seed_listeners(self, eps: list[Endpoint]) -> None:
         """Tell the program who holds the listeners that existed before it: it names the

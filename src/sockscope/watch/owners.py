@@ -27,15 +27,30 @@ class OwnerCache:
         self.last_scan = -1e9
         self.denied = 0
 
-    def refresh_for(self, inodes: Iterable[int]) -> None:
-        """Rescan if any of ``inodes`` is unknown and the last scan is old enough."""
+    def refresh_for(self, inodes: Iterable[int], likely: Iterable[int] = ()) -> None:
+        """Learn the owners of ``inodes`` that are not known yet.
+
+        The processes in ``likely`` (a listener's holders, who accept its connections)
+        are looked at first: a few directories instead of every process's. Only what
+        they do not hold costs a scan of ``/proc``, rate-limited as above.
+        """
+        missing = [i for i in inodes if i and i not in self.owners]
+        if not missing:
+            return
+        pids = sorted(set(likely))
+        if pids:
+            found, _ = self.procfs.read_owners(threads=1, pids=pids)
+            for inode, holders in found.items():
+                self.owners.setdefault(inode, holders)
+            missing = [i for i in missing if i not in self.owners]
+            if not missing:
+                return
         now = time.monotonic()
         if now - self.last_scan < self.min_interval:
             return
-        if any(i and i not in self.owners for i in inodes):
-            self.owners, self.denied = self.procfs.read_owners()
-            self.last_scan = time.monotonic()
-            self.min_interval = IDLE_FACTOR * (self.last_scan - now)
+        self.owners, self.denied = self.procfs.read_owners()
+        self.last_scan = time.monotonic()
+        self.min_interval = IDLE_FACTOR * (self.last_scan - now)
 
     def get(self, inode: int) -> tuple[Owner, ...]:
         """The known holders of ``inode``."""
