@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from sockscope.model.endpoint import Endpoint, InternedIPv4Address, Owner, TcpInfo
 from sockscope.model.event import Event, EventKind, Source
 from sockscope.model.states import Proto, TcpState
-from sockscope.render.events import event_record, render_event_json
+from sockscope.render.addresses import Notation
+from sockscope.render.events import event_record, render_event_json, render_event_line
 
 names = st.text(min_size=0, max_size=12)  # any text: quotes, backslashes, non-ASCII
 owners = st.builds(Owner, st.integers(1, 2**22), names, st.integers(-1, 2**16))
@@ -121,3 +122,40 @@ def test_the_bpf_json_is_the_records_json(ev: Event) -> None:
     reference = json.loads(json.dumps(event_record(ev)))
     assert list(fast) == list(reference)
     assert fast == reference
+
+
+def _reference_line(ev: Event) -> str:
+    """The text line as first written, plainly: what the fast form must reproduce."""
+    from datetime import datetime  # noqa: PLC0415
+
+    from sockscope.render.events import format_duration, format_size  # noqa: PLC0415
+    from sockscope.render.labels import proto_label  # noqa: PLC0415
+
+    nt = Notation()
+    ep = ev.endpoint
+    clock = datetime.fromtimestamp(ev.time).strftime("%H:%M:%S.%f")[:-3]
+    state = ep.state.label(ep.proto)
+    if ev.old_state is not None:
+        state = f"{ev.old_state.label(ep.proto)}->{state}"
+    owner = ev.owner
+    who = f"{owner.name}/{owner.pid}" if owner is not None else "-"
+    parts = [clock, f"{ev.kind.value:<9}", f"{proto_label(ep, 'netstat'):<5}", f"{nt.local(ep):<21}",
+             f"{nt.remote(ep):<21}", f"{state:<23}", who]  # fmt: skip
+    if ev.duration is not None:
+        parts.append(f"dur{'>=' if ev.lower_bound else '='}{format_duration(ev.duration)}")
+    info = ep.tcp_info
+    if ev.kind is EventKind.CLOSED and info is not None:
+        parts.append(f"sent={format_size(info.bytes_sent)} recv={format_size(info.bytes_received)}")
+        parts.append(f"rtt={info.rtt_us / 1000:.2f}ms")
+        if info.total_retrans:
+            parts.append(f"retrans={info.total_retrans}")
+    if ev.amount is not None and ev.kind is EventKind.DROPPED:
+        parts.append(f"drops=+{ev.amount}")
+    return " ".join(parts)
+
+
+@given(st.one_of(events, bpf_events()))
+def test_the_fast_line_is_the_plain_line(ev: Event) -> None:
+    if ev.kind is EventKind.LOST or ev.endpoint.proto is Proto.UNIX:
+        return
+    assert render_event_line(ev, Notation()) == _reference_line(ev)

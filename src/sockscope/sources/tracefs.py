@@ -213,7 +213,7 @@ def saved_comm(pid: int) -> str | None:
 #: runs no cleanup), it disables and removes the watcher's instance, whose buffers (16 MiB
 #: a CPU) would otherwise stay allocated and recording until the next watcher starts.
 _REAPER = """
-import os, sys
+import os, sys, time
 sys.stdin.buffer.read()
 path = sys.argv[1]
 try:
@@ -221,10 +221,16 @@ try:
         f.write("0")
 except OSError:
     pass
-try:
-    os.rmdir(path)
-except OSError:
-    pass
+# The watcher's own files in the instance close as its process exits, maybe just after
+# the pipe did: the instance is busy until then.
+for _ in range(100):
+    try:
+        os.rmdir(path)
+        break
+    except FileNotFoundError:
+        break
+    except OSError:
+        time.sleep(0.05)
 """
 
 

@@ -54,6 +54,8 @@ BPF_READ_IDLE = 0.1
 MIN_STEP = 0.01
 #: With destroy messages waiting for the tracepoint reader, wait no longer than this.
 TRACE_LAG = 0.1
+#: How far back from an empty select() a destroy message may still be on its way.
+DESTROY_SKEW = 0.001
 #: Tracepoint pages (about 50 records each) handled between two reads of the destroy
 #: messages.
 TRACE_SLICE = 40
@@ -310,11 +312,38 @@ class Watcher:
 
     def step(self, timeout: float) -> list[Event]:
         """Wait up to ``timeout`` for the event sources and handle what they delivered."""
+        ready = self._wait(timeout)
+        self._last_step = now = time.monotonic()
         engine = self.engine
+        engine.wall_offset = time.time() - now
+        out: list[Event] = []
+        if self.bpf is not None:
+            out += self._read_bpf(now)
+        if self.trace is not None:
+            # Tracepoint records come in bursts of a hundred thousand; a step handles one
+            # slice, so its events go out (and the destroy messages come in) in step with
+            # the burst. What is left makes the next step start at once.
+            out += engine.on_trace(self.trace.read(TRACE_SLICE), self.trace.upto, now)
+            self.behind = self.trace.pending()
+        destroy = self.destroy
+        if destroy is not None:
+            if any(fd in ready for fd in destroy.fds()) or self.trace is not None:
+                gone, overruns = destroy.read()
+                out += engine.on_destroyed(gone, overruns, destroy.horizon, time.monotonic())
+            else:
+                # select() just found nothing queued: no read (and no lock, no syscall)
+                # is needed to know every message before now has been read.
+                engine.destroy_horizon = max(engine.destroy_horizon, now - DESTROY_SKEW)
+        out += engine.settle(time.monotonic())
+        self._busy = bool(out)
+        return out
+
+    def _wait(self, timeout: float) -> list[int]:
+        """Sleep until a source has something, at most ``timeout``; the fds ready."""
         fds = [*(self.destroy.fds() if self.destroy is not None else [])]
         if self.trace is not None:
             fds += self.trace.fds
-            if engine.destroyed or engine.wiped:
+            if self.engine.destroyed or self.engine.wiped:
                 timeout = min(timeout, TRACE_LAG)
         if self.bpf is not None:
             fds.append(self.bpf.fileno())
@@ -329,27 +358,10 @@ class Watcher:
             if pause > 0:
                 time.sleep(pause)
                 timeout -= pause
-        if fds:
-            select.select(fds, [], [], timeout)
-        else:
+        if not fds:
             time.sleep(timeout)
-        self._last_step = now = time.monotonic()
-        engine.wall_offset = time.time() - now
-        out: list[Event] = []
-        if self.bpf is not None:
-            out += self._read_bpf(now)
-        if self.trace is not None:
-            # Tracepoint records come in bursts of a hundred thousand; a step handles one
-            # slice, so its events go out (and the destroy messages come in) in step with
-            # the burst. What is left makes the next step start at once.
-            out += engine.on_trace(self.trace.read(TRACE_SLICE), self.trace.upto, now)
-            self.behind = self.trace.pending()
-        if self.destroy is not None:
-            gone, overruns = self.destroy.read()
-            out += engine.on_destroyed(gone, overruns, self.destroy.horizon, time.monotonic())
-        out += engine.settle(time.monotonic())
-        self._busy = bool(out)
-        return out
+            return []
+        return select.select(fds, [], [], timeout)[0]
 
     def _read_bpf(self, now: float) -> list[Event]:
         bpf = self.bpf
