@@ -248,3 +248,19 @@ def test_a_big_dump_is_sorted_in_one_go_and_stays_consistent() -> None:
     b.apply_delta({moved.key: moved}, set(), NOW, NOW)  # small: row by row
     assert b.view.row_at(0).endpoint.remote_port == 1
     assert all(b.view.index(r) == i for i, r in enumerate(b.view))
+
+
+def test_age_is_a_lower_bound_for_what_a_dump_showed_first() -> None:
+    b = board()
+    older = ep(2323, 40000)
+    b.apply_delta({older.key: older}, set(), NOW + 5, NOW + 5)  # there before the watch
+    b.apply_events([ev(EventKind.OPENED, ep(40001, 2323), 6.0, source=Source.BPF)], NOW + 6)
+    cols = COLUMNS_BY_NAME["age"]
+    by_port = {r.endpoint.local_port: r for r in b.view}
+    assert by_port[2323].age_lower_bound and not by_port[40001].age_lower_bound
+    ctx = type("Ctx", (), {"now": NOW + 17})()
+    assert cols.fmt(by_port[2323], ctx).startswith(">")  # type: ignore[arg-type]
+    assert not cols.fmt(by_port[40001], ctx).startswith(">")  # type: ignore[arg-type]
+    # Its close from a source that saw it open gives the exact age.
+    b.apply_events([ev(EventKind.CLOSED, older, 9.0, duration=8.5, source=Source.BPF)], NOW + 9)
+    assert not b.rows[older.key].age_lower_bound and b.rows[older.key].first_seen == NOW + 0.5

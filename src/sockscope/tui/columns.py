@@ -61,7 +61,8 @@ def age_text(seconds: float) -> str:
 
 
 def row_age(row: Row, now: float) -> float:
-    """Seconds since the socket was first seen; a closed one stops at its close."""
+    """Seconds since the socket opened (or, ``row.age_lower_bound``, was first seen); a
+    closed one stops at its close."""
     end = row.closed_at if row.closed_at is not None else now
     return end - row.first_seen
 
@@ -197,7 +198,7 @@ COLUMNS: tuple[Column, ...] = (
         "Age",
         "time since the socket was first seen; once closed, how long it lived",
         6,
-        lambda r, c: age_text(row_age(r, c.now)),
+        lambda r, c: (">" if r.age_lower_bound else "") + age_text(row_age(r, c.now)),
         lambda r: -r.first_seen,
         right=True,
     ),

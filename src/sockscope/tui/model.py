@@ -75,6 +75,8 @@ class Row:
     in_table: bool = False  # a dump showed it (it has its cookie identity)
     missing_since: float | None = None
     entry: Entry | None = None  # the view's handle on it
+    #: First seen by a dump, not opening: it may be older than ``first_seen`` says.
+    age_lower_bound: bool = False
 
     @property
     def closed(self) -> bool:
@@ -186,6 +188,9 @@ class Board:
             if row is None:
                 # Opened and closed between two refreshes: it still flashes red.
                 row = self._add(ep, ev.mono - (ev.duration or 0.0), Status.NORMAL, now)
+                row.age_lower_bound = ev.lower_bound or ev.duration is None
+            elif ev.duration is not None and not ev.lower_bound:
+                row.first_seen, row.age_lower_bound = ev.mono - ev.duration, False  # the exact opening
             if not row.closed:
                 self._close(row, merge(row.endpoint, ep), now, ev.mono, ev.duration)
         elif row is None:
@@ -232,6 +237,7 @@ class Board:
                 if key in self.closed_keys:
                     continue  # a remnant of a connection already shown closed
                 row = self._add(ep, mono, Status.NORMAL, now)
+                row.age_lower_bound = True  # a dump shows it: it opened before, by how much unknown
             elif row.closed:
                 continue
             else:
