@@ -72,12 +72,24 @@ def test_appending_to_a_format_1_file_upgrades_it(tmp_path: Path) -> None:
     rec.write_queues(1.7e9, 1.0, build_listeners(listener()))
     rec.close()
     assert open_for_reading(db).version == 2
-    assert len(list(read_events(db))) == 107
+    events = list(read_events(db))
+    assert len(events) == 107
+    assert not any(e.lower_bound for e in events)  # format 1 rows read as exact
     con = sqlite3.connect(db)
     assert con.execute("SELECT accept_queue, backlog, capacity, half_open FROM queue_samples").fetchall() == [
         (3, 4, 5, 0)
     ]
     con.close()
+
+
+def test_a_lower_bound_duration_is_recorded_as_such(tmp_path: Path) -> None:
+    db = tmp_path / "bound.db"
+    rec = Recorder(db, private=False)
+    rec.write(closed_event(40000)._replace(lower_bound=True, duration=3.0))
+    rec.write(closed_event(40001))
+    rec.close()
+    bounds = {e.endpoint.local_port: (e.duration, e.lower_bound) for e in read_events(db)}
+    assert bounds == {40000: (3.0, True), 40001: (0.01, False)}
 
 
 def test_close_checkpoints_and_removes_the_wal_and_shm(tmp_path: Path) -> None:

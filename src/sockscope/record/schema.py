@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS events (
     bytes_received INTEGER,
     rtt_us         INTEGER,
     retrans        INTEGER,
-    amount         INTEGER            -- dropped: new drops; lost: lost events
+    amount         INTEGER,           -- dropped: new drops; lost: lost events
+    duration_lower_bound INTEGER      -- 1: the socket opened before it was seen (version 2)
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 """
@@ -49,6 +50,9 @@ CREATE INDEX IF NOT EXISTS events_time ON events (time);
 # Version 2: every listener's queue at each poll. A listener is named once (address,
 # port, family and its socket cookie, which tells a listener from its successor on the
 # same port), and each poll adds one small row per listener.
+#: A version 1 file becomes a version 2 one: its events gain this column (NULL in the old rows).
+EVENTS_V2 = "ALTER TABLE events ADD COLUMN duration_lower_bound INTEGER"
+
 SCHEMA_V2 = """
 CREATE TABLE IF NOT EXISTS listeners (
     id             INTEGER PRIMARY KEY,
@@ -100,4 +104,5 @@ COLUMNS = (
     "rtt_us",
     "retrans",
     "amount",
+    "duration_lower_bound",
 )

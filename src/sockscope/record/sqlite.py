@@ -30,7 +30,6 @@ INSERT_SQL = (
     f"INSERT INTO events ({', '.join(COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' * len(COLUMNS))})"
 )
-SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM events ORDER BY id"  # noqa: S608
 QUEUE_SQL = (
     f"INSERT INTO queue_samples ({', '.join(QUEUE_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' * len(QUEUE_COLUMNS))})"
@@ -177,6 +176,7 @@ def event_row(ev: Event) -> tuple[object, ...]:
         info.rtt_us if info else None,
         info.total_retrans if info else None,
         ev.amount,
+        None if ev.duration is None else int(ev.lower_bound),
     )
 
 
@@ -192,9 +192,12 @@ def read_events(path: str | Path, warnings: list[str] | None = None) -> Iterator
     if warnings is not None:
         warnings.extend(rec.warnings)
     try:
-        cur = rec.db.execute(SELECT_SQL)
+        # A version 1 recording has no lower-bound column: its durations read as exact.
+        present = {row[1] for row in rec.db.execute("PRAGMA table_info(events)")}
+        columns = [c for c in COLUMNS if c in present]
+        cur = rec.db.execute(f"SELECT {', '.join(columns)} FROM events ORDER BY id")  # noqa: S608
         for row in cur:
-            yield event_from_row(dict(zip(COLUMNS, row, strict=True)))
+            yield event_from_row(dict(zip(columns, row, strict=True)))
     except sqlite3.DatabaseError as exc:
         raise RecordingError(f"{path}: damaged recording ({exc})") from None
     finally:
@@ -271,6 +274,7 @@ def event_from_row(r: dict[str, Any]) -> Event:
             duration=r["duration"],
             amount=r["amount"],
             process=owner,
+            lower_bound=bool(r.get("duration_lower_bound")),
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise RecordingError(f"damaged recording: bad event row ({exc})") from None

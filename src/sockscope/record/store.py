@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from sockscope.record.schema import (
     APPLICATION_ID,
+    EVENTS_V2,
     OLDEST_VERSION,
     SCHEMA,
     SCHEMA_V2,
@@ -136,6 +137,8 @@ def _upgrade(db: sqlite3.Connection, path: Path) -> None:
         )
     if version < SCHEMA_VERSION:
         db.executescript(SCHEMA_V2)
+        if "duration_lower_bound" not in {row[1] for row in pragma(db, "table_info(events)")}:
+            db.execute(EVENTS_V2)
         pragma(db, f"user_version = {SCHEMA_VERSION}")
 
 
