@@ -149,8 +149,9 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="setpriv to another user needs root")
 def test_the_units_capabilities_suffice(netns: str) -> None:
     """As an unprivileged user holding only the unit's ambient capabilities: another
-    namespace is read, and root's listener there is named."""
-    from tests.exporter.test_kernel import samples, value  # noqa: PLC0415
+    namespace is read, root's listener there is named, and the watch engine runs its
+    eBPF source (CAP_SYS_ADMIN allows it)."""
+    from tests.exporter.test_kernel import samples, value, wait_for  # noqa: PLC0415
     from tests.helpers.netns import socket_in  # noqa: PLC0415
 
     caps = ",".join(
@@ -163,13 +164,18 @@ def test_the_units_capabilities_suffice(netns: str) -> None:
     srv.bind(("127.0.0.1", 2323))
     srv.listen(4)
     try:
-        with exporter("--netns", netns, "--no-events", preexec=drop) as exp:
+        with exporter("--netns", netns, preexec=drop) as exp:
             rows = samples(exp.url)
             assert value(rows, "sockscope_up", netns=netns) == 1.0
             comm = Path("/proc/self/comm").read_text().strip()
             assert value(rows, "sockscope_listener_backlog", lport="2323", process=comm) == 4
+            assert wait_for(lambda: "bpf" in _sources_in(samples(exp.url)))
     finally:
         srv.close()
+
+
+def _sources_in(rows: list[tuple[str, dict[str, str], float]]) -> set[str]:
+    return {lab["source"] for name, lab, _ in rows if name == "sockscope_watch_source_info"}
 
 
 def test_daemonset() -> None:

@@ -119,8 +119,8 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         "--source",
         default="auto",
         metavar="LIST",
-        help="the watch engine's sources: auto (the engine's choice for one namespace; poll,destroy "
-        "for several), or a comma list of poll,destroy,trace",
+        help="the watch engine's sources: auto (the engine's choice for one namespace; bpf where it "
+        "loads, else poll,destroy, for several), or a comma list of bpf,trace,destroy,poll",
     )
     p.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
     p.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
@@ -153,16 +153,16 @@ def _ports(text: str) -> frozenset[int]:
 
 def _sources(text: str, namespaces: int, trace: bool) -> set[str] | None:
     if text == "auto":
-        # The tracepoint is host-wide: each namespace's engine would read every record of
-        # the host, so with several namespaces the engines poll and follow the destroy
-        # broadcasts only (see the README's measurements). Without the privilege the
-        # engine is not asked for it at all: the start-up warning has said so already.
-        return None if namespaces == 1 and trace else {"poll", "destroy"}
+        # The eBPF program filters by namespace in the kernel: every namespace's engine
+        # can have its own. The tracepoint through tracefs is host-wide (each engine would
+        # read every record of the host), so with several namespaces, or where eBPF
+        # cannot load, the engines poll and follow the destroy broadcasts instead.
+        return None if namespaces == 1 and trace else {"bpf?", "poll", "destroy"}
     chosen = {s.strip() for s in text.split(",") if s.strip()}
-    bad = chosen - {"poll", "destroy", "trace"}
+    bad = chosen - {"poll", "destroy", "trace", "bpf"}
     if bad or not chosen:
         raise UsageError(
-            f"unknown source {', '.join(sorted(bad)) or text!r}; choose from poll, destroy, trace"
+            f"unknown source {', '.join(sorted(bad)) or text!r}; choose from bpf, trace, destroy, poll"
         )
     return chosen | {"poll"}
 

@@ -191,8 +191,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
         for w in watcher.warnings:
             env.warn(w)
         in_kernel = watcher.stats.port_filtered
-        for name, why in watcher.stats.refused.items():
-            env.stderr.write(f"sockscope: {name} source not used: {why}\n")
+        if {"bpf", "trace"} & set(watcher.stats.sources):  # (else the warning above said why)
+            for name, why in watcher.stats.refused.items():
+                env.stderr.write(f"sockscope: {name} source not used: {why}\n")
         env.stderr.write(
             f"sockscope: watching{' ' + args.netns if args.netns else ''} with "
             f"{', '.join(watcher.stats.sources)} (Ctrl-C to stop)"

@@ -23,6 +23,9 @@ from sockscope.sources.privilege import (
 NEEDED_CAPS = ("CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH", "CAP_SYS_ADMIN", "CAP_NET_ADMIN")
 
 
+CAP_PERFMON, CAP_BPF = 38, 39
+
+
 def _has(caps: int, *bits: int) -> bool:
     return all(caps >> b & 1 for b in bits)
 
@@ -33,8 +36,10 @@ def can_enter_namespaces(caps: int) -> bool:
 
 
 def can_trace(caps: int, euid: int) -> bool:
-    """Whether the watch engine's tracepoint source will start (it checks for uid 0)."""
-    return euid == 0 and _has(caps, CAP_SYS_ADMIN)
+    """Whether the watch engine can follow every transition in the kernel: its eBPF
+    source (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) or its tracepoint source (uid 0)."""
+    bpf = _has(caps, CAP_BPF, CAP_PERFMON) or _has(caps, CAP_SYS_ADMIN)
+    return bpf or (euid == 0 and _has(caps, CAP_SYS_ADMIN))
 
 
 def privilege_warning(caps: int, euid: int, namespaces: bool) -> str | None:
@@ -49,8 +54,8 @@ def privilege_warning(caps: int, euid: int, namespaces: bool) -> str | None:
         lost.append("other namespaces cannot be entered (their sockscope_up is 0)")
     if not can_trace(caps, euid):
         lost.append(
-            "no tracepoint source (it needs uid 0): connections shorter than a poll are not timed "
-            "and resets are not counted"
+            "no eBPF source (it needs CAP_BPF and CAP_PERFMON): connections shorter than a poll are "
+            "not timed and resets are not counted"
         )
     if not _has(caps, CAP_NET_ADMIN):
         lost.append("a smaller destroy-broadcast buffer (bursts may lose events, counted)")

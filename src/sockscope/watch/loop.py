@@ -136,56 +136,60 @@ class Watcher:
     # -- setup ---------------------------------------------------------------------
 
     def _open(self, asked: set[str] | None, stats: WatchStats) -> int:
-        """Open the sources (``asked``, or the best this host allows); the namespace inode."""
+        """Open the sources (``asked``, or the best this host allows); the namespace inode.
+
+        A source asked for by name must run (``WatchSourceError`` says why it cannot);
+        one named with a ``?`` (``bpf?``) is used where it can be, as ``auto`` would.
+        """
+        required: set[str] = set()
+        wanted = {"bpf", "trace", "destroy", "poll"}
+        if asked is not None:
+            required = {name for name in asked if not name.endswith("?")}
+            wanted = {name.rstrip("?") for name in asked}
         q = self.query
-        tcp = Proto.TCP in q.protocols
         ns_inode = os.stat(resolve_netns(q.netns) if q.netns else "/proc/self/ns/net").st_ino
-        wanted = asked if asked is not None else {"bpf", "trace", "destroy", "poll"}
         active = ["poll"]
-        if "bpf" in wanted and tcp:
-            reason = self._open_bpf(ns_inode)
-            if reason is None:
-                active.append("bpf")
-            elif asked is not None:
-                raise WatchSourceError(f"the bpf source cannot run: {reason}")
-            else:
-                stats.refused["bpf"] = reason
-        if "trace" in wanted and tcp and self.bpf is None:
-            reason = self._open_trace()
-            if reason is None:
-                active.append("trace")
-            elif asked is not None and "trace" in asked:
-                raise WatchSourceError(f"the trace source cannot run: {reason}")
-            else:
-                stats.refused["trace"] = reason
+        if Proto.TCP in q.protocols:
+            active += self._open_kernel(wanted, required, stats, ns_inode)
         if "destroy" in wanted:
-            protocols = tuple(p for p in q.protocols if p is not Proto.TCP or self.bpf is None)
+            protocols = self.destroy_protocols(opening=True)
             if protocols:
                 with entered_netns(q.netns):
                     self.destroy = DestroySubscriber(protocols, q.families, q.netns or "", q.kernel.ports)
                 self.destroy.start()
                 active.append("destroy")
-        if "trace" not in active and "bpf" not in active and tcp and asked is None:
+        stats.sources = tuple(active)
+        stats.port_filtered = tuple(name for name, took in self._kernel_filtered() if took)
+        return ns_inode
+
+    def _open_kernel(
+        self, wanted: set[str], required: set[str], stats: WatchStats, ns_inode: int
+    ) -> list[str]:
+        """The kernel-side source: eBPF where it loads, else the tracepoint through tracefs."""
+        for name in ("bpf", "trace"):
+            if name not in wanted:
+                continue
+            reason = self._open_bpf(ns_inode) if name == "bpf" else self._open_trace()
+            if reason is None:
+                return [name]
+            if name in required:
+                raise WatchSourceError(f"the {name} source cannot run: {reason}")
+            stats.refused[name] = reason
+        if stats.refused:
             self.warnings.append(
                 f"opens shorter than the {self.interval:g}s poll are not seen: "
                 + "; ".join(f"{name}: {why}" for name, why in stats.refused.items())
             )
-        stats.sources = tuple(active)
-        stats.port_filtered = tuple(
-            name
-            for name, took in (
-                ("bpf", self.bpf is not None and self.bpf.port_filtered),
-                ("destroy", self.destroy is not None and self.destroy.filtered),
-                (
-                    "trace",
-                    self.trace is not None
-                    and q.kernel.ports is not None
-                    and self.trace.event_filter is not None,
-                ),
-            )
-            if took
-        )
-        return ns_inode
+        return []
+
+    def _kernel_filtered(self) -> list[tuple[str, bool]]:
+        """Which sources drop other ports' sockets in the kernel."""
+        ports = self.query.kernel.ports
+        return [
+            ("bpf", self.bpf is not None and self.bpf.port_filtered),
+            ("destroy", self.destroy is not None and self.destroy.filtered),
+            ("trace", self.trace is not None and ports is not None and self.trace.event_filter is not None),
+        ]
 
     def _open_bpf(self, ns_inode: int) -> str | None:
         try:
@@ -232,9 +236,9 @@ class Watcher:
             ns_inode=ns_inode,
         )
 
-    def destroy_protocols(self) -> tuple[Proto, ...]:
-        """The protocols whose closes come as destroy messages."""
-        if self.destroy is None:
+    def destroy_protocols(self, opening: bool = False) -> tuple[Proto, ...]:
+        """The protocols whose closes come as destroy messages (with eBPF, not TCP)."""
+        if self.destroy is None and not opening:
             return ()
         return tuple(p for p in self.query.protocols if p is not Proto.TCP or self.bpf is None)
 
