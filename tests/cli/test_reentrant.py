@@ -99,3 +99,21 @@ def test_the_console_script_tunes_the_collector_for_one_shot_listings(
     code = f"import gc; from sockscope.cli.main import _tune_gc; _tune_gc({argv!r}); print(gc.isenabled())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(collecting)
+
+
+def test_watch_runs_from_a_thread_other_than_the_main_one() -> None:
+    # Signal handlers belong to the main thread; watch must not need them to run.
+    import threading  # noqa: PLC0415
+
+    got: dict[str, object] = {}
+
+    def go() -> None:
+        out, err = io.StringIO(), io.StringIO()
+        got["code"] = main(["watch", "--duration", "0.3s", "--source", "poll"], Env(stdout=out, stderr=err))
+        got["err"] = err.getvalue()
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    thread.join(20)
+    assert got["code"] == 0, got["err"]
+    assert "Traceback" not in str(got["err"])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import signal
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -170,7 +170,11 @@ def run(args: argparse.Namespace, env: Env) -> int:
     kinds = event_kinds(args.events, flt)
     matches = _matcher(flt)
     recorder = _open_recorder(args) if args.record is not None else None
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # Signals can be handled only by the main thread; main() run from another (a test, an
+    # embedding program) stops on its stop conditions and Ctrl-C alone.
+    main_thread = threading.current_thread() is threading.main_thread()
+    stops = (signal.SIGTERM, signal.SIGHUP) if main_thread else ()
+    previous = {sig: signal.signal(sig, _on_signal) for sig in stops}
     watcher: Watcher | None = None
     shown = Shown()
     try:
@@ -181,7 +185,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
         except WatchSourceError as exc:
             env.error(str(exc))
             return ExitStatus.ERROR
-        _tune_gc()
         if recorder is not None:
             # stats needs the listeners that existed before the first event to tell
             # accepted connections (service port local) from outgoing ones.
@@ -214,20 +217,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if watcher is not None:
         _summary(args, env, watcher, shown)
     return 0
-
-
-#: Young-generation size for the collector while watching (CPython's default is 700).
-GC_YOUNG = 50_000
-
-
-def _tune_gc() -> None:
-    """Collect less often while watching: under load the watcher makes a hundred thousand
-    short-lived tuples a second while holding tens of thousands of connections in its
-    tables, and with the default thresholds the collector walks those tables again and
-    again: a sixth of the CPU in a profile at 10,000 connections a second. Nothing set
-    up so far is garbage, so it is frozen out of every collection."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, 50, 100)
 
 
 def _open_recorder(args: argparse.Namespace) -> Recorder:
