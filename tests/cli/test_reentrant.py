@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from sockscope.cli.env import Env
-from sockscope.cli.main import build_parser
+from sockscope.cli.main import build_parser, main
 from sockscope.cli.parser import Parser
 from tests.cli.golden_cases import CASES, GOLDEN, PROC
 from tests.cli.helpers import run
@@ -103,8 +103,6 @@ def test_the_console_script_tunes_the_collector_for_one_shot_listings(
 
 def test_watch_runs_from_a_thread_other_than_the_main_one() -> None:
     # Signal handlers belong to the main thread; watch must not need them to run.
-    import threading  # noqa: PLC0415
-
     got: dict[str, object] = {}
 
     def go() -> None:
