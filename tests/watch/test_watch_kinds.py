@@ -116,3 +116,42 @@ def test_a_destroy_overrun_is_counted_and_resynchronised(netns: str, monkeypatch
         if e.kind is EventKind.CLOSED and 2600 in (e.endpoint.local_port, e.endpoint.remote_port)
     }
     assert len(closed) == 2 * n  # every end, one way or the other
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="the bpf source needs root")
+def test_lost_ebpf_records_are_counted_and_the_destroy_net_catches_the_next(
+    netns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ring of one page overflows under a burst: the losses are lost events, TCP's
+    destroy broadcasts join, and from then every close is reported, once."""
+    from sockscope.sources import bpf  # noqa: PLC0415
+    from tests.helpers.load import start_load  # noqa: PLC0415
+
+    real = bpf.BpfSource
+
+    class TinyRing(real):  # type: ignore[misc, valid-type]
+        def __init__(self, **kw: object) -> None:
+            super().__init__(**kw, ring_bytes=4096)
+
+    monkeypatch.setattr(bpf, "BpfSource", TinyRing)
+    query = Query(protocols=(Proto.TCP,), netns=netns)
+    n = 300
+    with Watcher(query, interval=0.2, sources={"bpf", "destroy", "poll"}) as watcher:
+        first = start_load(netns, n, 2700, delay=0.3)
+        events = list(watcher.events(until=time.monotonic() + 3.0))
+        first.communicate(timeout=30)
+        assert watcher.engine.destroy_net  # the losses engaged the net
+        second = start_load(netns, n, 2701, delay=0.3)
+        events2 = list(watcher.events(until=time.monotonic() + 4.0))
+        second.communicate(timeout=30)
+        stats = watcher.stats
+    lost = [e for e in events + events2 if e.kind is EventKind.LOST]
+    assert sum(e.amount or 0 for e in lost) == stats.bpf_lost + stats.bpf_recursion + stats.bpf_map_full
+    assert stats.bpf_lost > 0
+    ends = [
+        (e.endpoint.local_port, e.endpoint.remote_port)
+        for e in events2
+        if e.kind is EventKind.CLOSED and 2701 in (e.endpoint.local_port, e.endpoint.remote_port)
+    ]
+    assert len(ends) == len(set(ends)) == 2 * n  # every end of the second burst, once
+    assert stats.closes_recovered > 0  # some told only by a destroy message

@@ -389,6 +389,8 @@ def summary_lines(stats: WatchStats, shown: Shown) -> list[str]:
             else ""
         ),
     ]
+    if stats.closes_recovered:
+        lines.append(f"closes the eBPF records lost, told by destroy messages: {stats.closes_recovered}")
     if stats.bpf_map_full or stats.opens_missed:
         lines.append(
             f"connections whose opening was not seen: {stats.opens_missed} "

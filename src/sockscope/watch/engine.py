@@ -127,6 +127,10 @@ class Engine:
                 awaits_destroy=Proto.TCP in config.destroy,
                 held_open=self._aborted_while_held,
             )
+        #: TCP destroy messages come beside the eBPF records: the safety net a loss of
+        #: records engages (``engage_destroy_net``); they report only what eBPF missed.
+        self.destroy_net = False
+        self._bpf_closed: dict[tuple[object, ...], float] = {}  # (local port, peer) of eBPF closes
         self.bpf: BpfMerger | None = None
         if config.bpf:
             self.bpf = BpfMerger(netns=config.netns, seen=self._seen, listener_owner=self.listener_owner)
@@ -214,6 +218,13 @@ class Engine:
         bpf.wall_offset = self.wall_offset
         out = bpf.on_records(records)  # the program writes only the kinds asked for...
         self.bpf_upto = now
+        if self.destroy_net:
+            for ev in out:
+                if ev.kind is EventKind.CLOSED:
+                    ep = ev.endpoint
+                    touch(self._bpf_closed, (ep.local_port, ep.remote_address, ep.remote_port), now)
+                    # A reset's destroy message has lost its peer's port: it is found by this.
+                    touch(self._bpf_closed, (ep.local_port, ep.remote_address, 0), now)
         if bpf.closed_cookies:
             closed, vanished = self.closed, self.vanished
             for cookie in bpf.closed_cookies:
@@ -241,6 +252,11 @@ class Engine:
                 self.wants_dump = self.wants_dump or what != "connection map full"
         return self._report(out)
 
+    def engage_destroy_net(self) -> None:
+        """TCP destroy messages come from now on: each one whose close the eBPF records
+        did not report (they lost it) is reported from the message."""
+        self.destroy_net = True
+
     def settle(self, now: float) -> list[Event]:
         """Give up on closes that never came through their source (counted)."""
         if self.tape is not None:
@@ -257,6 +273,7 @@ class Engine:
                 out.append(self._poll_close(ep, key, now))
                 touch(self.closed, key, now)
         forget_before(self.closed, now - CLOSED_MEMORY, float)
+        forget_before(self._bpf_closed, now - CLOSED_MEMORY, float)
         if self.trace is not None:
             out += self.trace.expire(now, self._horizon(now))
             self.stats.foreign = self.trace.stats.foreign
@@ -385,6 +402,8 @@ class Engine:
         into its close. A watcher behind a burst lags on both sources alike and keeps
         them in step; one that never catches up waits at most ``MAX_TRACE_LAG``.
         """
+        if self.destroy_net:  # the eBPF records of the same close are in by then
+            return self.bpf_upto > read_at + BPF_GRACE or now - read_at >= MAX_TRACE_LAG
         if self.trace is None or not read_at:
             return True
         return self.trace_upto > read_at or now - read_at >= MAX_TRACE_LAG
@@ -394,6 +413,10 @@ class Engine:
         key = ep.key
         if key in self.closed or self.held_closed.pop(key, None) is not None:
             return []  # already reported, by the poll's patience or another source
+        if self.destroy_net and ep.proto is Proto.TCP:
+            if (ep.local_port, ep.remote_address, ep.remote_port or 0) in self._bpf_closed:
+                return []  # the eBPF records reported it
+            self.stats.closes_recovered += 1
         prev = self.table.pop(key, None) or self.vanished.pop(key, (None, 0.0))[0]
         touch(self.closed, key, now)
         opened = self.first_seen.pop(key, None)

@@ -49,6 +49,9 @@ BPF_READ_EVERY = 0.02
 #: ... backing off to this while nothing comes (an idle watcher costs next to nothing;
 #: a burst fills a quarter of the ring, which wakes the reader at once, long before).
 BPF_READ_IDLE = 0.1
+#: A read of more records than this checks the program's loss counters at once (else
+#: they are read at each poll).
+LOSS_CHECK_AFTER = 1000
 #: The shortest time between two wake-ups: events are handled in batches at least this
 #: far apart (a latency no one watching can see).
 MIN_STEP = 0.01
@@ -117,6 +120,7 @@ class Watcher:
         self._last_step = 0.0
         self._busy = False  # the last step handled events: the next one pauses first
         self._bpf_every = BPF_READ_EVERY
+        self._wanted: set[str] = set()
         self._bpf_records: list[BpfRecord] = []
         stats = WatchStats()
         try:
@@ -146,6 +150,7 @@ class Watcher:
         if asked is not None:
             required = {name for name in asked if not name.endswith("?")}
             wanted = {name.rstrip("?") for name in asked}
+        self._wanted = wanted
         q = self.query
         ns_inode = os.stat(resolve_netns(q.netns) if q.netns else "/proc/self/ns/net").st_ino
         active = ["poll"]
@@ -375,13 +380,44 @@ class Watcher:
         bpf.read(records)
         self._bpf_every = BPF_READ_EVERY if records else min(BPF_READ_IDLE, self._bpf_every * 2)
         out = self.engine.on_bpf(records, now) if records else []
+        if len(records) > LOSS_CHECK_AFTER:  # a burst: the ring may have filled
+            out += self._bpf_losses(now)
         self.engine.bpf_upto = now
         return out
 
     def _bpf_losses(self, now: float) -> list[Event]:
         assert self.bpf is not None
         c = self.bpf.counters()
-        return self.engine.on_bpf_losses(c.reserve_failed, c.recursion_misses, c.map_full, now)
+        out = self.engine.on_bpf_losses(c.reserve_failed, c.recursion_misses, c.map_full, now)
+        if (c.reserve_failed or c.recursion_misses) and not self.engine.destroy_net:
+            out += self._engage_destroy_net(now)
+        return out
+
+    def _engage_destroy_net(self, now: float) -> list[Event]:
+        """The eBPF records lost closes: from now on TCP's destroy messages come too, and
+        report what the records miss (a new subscription for every protocol replaces the
+        UDP one; what the old one still held is handled first, and the engine drops the
+        messages both received)."""
+        q = self.query
+        if "destroy" not in self._wanted:
+            return []  # not asked for: the losses are counted, and that is all
+        with entered_netns(q.netns):
+            net = DestroySubscriber(q.protocols, q.families, q.netns or "", q.kernel.ports)
+        net.start()
+        out: list[Event] = []
+        old, self.destroy = self.destroy, net
+        if old is not None:
+            gone, overruns = old.read()
+            out += self.engine.on_destroyed(gone, overruns, old.horizon, now)
+            old.close()
+        self.engine.cfg = self.engine.cfg._replace(destroy=frozenset(q.protocols))
+        self.engine.engage_destroy_net()
+        if "destroy" not in self.stats.sources:
+            self.stats.sources = (*self.stats.sources, "destroy")
+        self.warnings.append(
+            "eBPF records were lost: TCP's destroy broadcasts now report the closes they miss"
+        )
+        return out
 
     def _poll(self, first: bool = False) -> list[Event]:
         snap = run_query(self.query, procfs=self.procfs)

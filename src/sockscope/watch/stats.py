@@ -19,6 +19,7 @@ class WatchStats:
     lost_closes: int = 0  # closes seen only as a socket missing from a dump
     closes_from_trace: int = 0  # closes whose destroy message never came (the tracepoint's)
     opens_missed: int = 0  # eBPF closes of sockets whose opening no source saw
+    closes_recovered: int = 0  # TCP closes the eBPF records lost, told by a destroy message
     foreign: int = 0  # tracepoint records left out: another namespace
     sources: tuple[str, ...] = ()
     #: Why a source was not used, by name, for the start line.
