@@ -52,7 +52,10 @@ class LabelFeed:
         self.on_until = on_until
         self.matched: Event | None = None
         self.error: BaseException | None = None
-        self.watcher = Watcher(query, interval=interval, sources=sources)
+        # State changes do not change a label: unless a filter tests them (or --until
+        # may name them), the sources do not produce them at all (no eBPF records either).
+        kinds = None if states or until is not None else frozenset(EventKind) - {EventKind.STATE}
+        self.watcher = Watcher(query, interval=interval, sources=sources, kinds=kinds)
         self.warnings = list(self.watcher.warnings)
         index.seed(self.watcher.table)
         self._polls = self.watcher.polls

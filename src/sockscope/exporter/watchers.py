@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 from sockscope.api import Query
 from sockscope.exporter.churn import Churn
-from sockscope.model.event import Event, EventView
+from sockscope.model.event import Event, EventKind, EventView
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 BATCH = 512
 #: After a failure, the watcher is started again this much later.
 RESTART_AFTER = 10.0
+
+
+#: What the counters count: the sources produce nothing else (no state records).
+CHURN_KINDS = frozenset({EventKind.OPENED, EventKind.CLOSED, EventKind.LISTEN, EventKind.UNLISTEN})
 
 
 class _StopWatchError(Exception):
@@ -76,7 +80,7 @@ class NamespaceWatch:
 
         while not self._stop.is_set():
             try:
-                watcher = Watcher(self.query, interval=self.interval, sources=self.sources)
+                watcher = Watcher(self.query, interval=self.interval, sources=self.sources, kinds=CHURN_KINDS)
             except Exception as exc:  # reported through the scrape, retried
                 self._failed(exc)
                 continue
