@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sockscope.cli import units
 from sockscope.cli.env import Env
-from sockscope.cli.parser import Parser, UsageError
+from sockscope.cli.parser import Parser, UsageError, add_filter_arguments
 from sockscope.cli.query import filter_text, resolve_service, resolve_user
 from sockscope.cli.status import ExitStatus
 
@@ -76,8 +76,7 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("-B", "--buffer-size", type=int, default=32, metavar="MiB", help="kernel ring size (32)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no start line and no summary")
-    p.add_argument("-F", "--filter", dest="filter_expr", metavar="EXPR", action="append", help="filter")
-    p.add_argument("filter", nargs="*", metavar="FILTER", help="filter expression as trailing words")
+    add_filter_arguments(p)
     _add_extcap_arguments(p)
     p.set_defaults(run=run)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sockscope.cli import units
 from sockscope.cli.env import Env
-from sockscope.cli.parser import Parser, UsageError
+from sockscope.cli.parser import Parser, UsageError, add_filter_arguments
 from sockscope.cli.query import build_selection
 from sockscope.cli.status import ExitStatus
 from sockscope.model.states import ALL_STATES
@@ -124,15 +124,7 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     )
     p.add_argument("-4", "--ipv4", action="store_true", help="IPv4 only")
     p.add_argument("-6", "--ipv6", action="store_true", help="IPv6 only")
-    p.add_argument(
-        "-F",
-        "--filter",
-        dest="filter_expr",
-        metavar="EXPR",
-        action="append",
-        help="filter expression; may repeat",
-    )
-    p.add_argument("filter", nargs="*", metavar="FILTER", help="filter expression as trailing words")
+    add_filter_arguments(p)
     p.set_defaults(run=run)
 
 

@@ -105,6 +105,12 @@ def add_notation_options(p: argparse.ArgumentParser) -> None:
         metavar="NAME|PATH|PID",
         help="look inside another network namespace (as ss -N; needs root)",
     )
+    add_filter_arguments(p)
+
+
+def add_filter_arguments(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    """``-F EXPR`` (repeatable, and-ed) and, with ``positional``, trailing filter words:
+    every command takes its filter the same way (``cli.query.filter_text`` joins them)."""
     p.add_argument(
         "-F",
         "--filter",
@@ -113,9 +119,10 @@ def add_notation_options(p: argparse.ArgumentParser) -> None:
         action="append",
         help="filter expression (see 'sockscope help filters'); may repeat",
     )
-    p.add_argument(
-        "filter",
-        nargs="*",
-        metavar="FILTER",
-        help="filter expression as trailing words, sockscope or ss syntax",
-    )
+    if positional:
+        p.add_argument(
+            "filter",
+            nargs="*",
+            metavar="FILTER",
+            help="filter expression as trailing words, sockscope or ss syntax",
+        )

@@ -9,7 +9,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from sockscope.cli.env import Env
-from sockscope.cli.parser import Parser, UsageError
+from sockscope.cli.parser import Parser, UsageError, add_filter_arguments
 from sockscope.cli.query import filter_text
 from sockscope.cli.status import ExitStatus
 
@@ -50,17 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="a recording (sockscope watch --record FILE)")
-    p.add_argument(
-        "filter", nargs="*", metavar="FILTER", help="filter expression (see 'sockscope help filters')"
-    )
-    p.add_argument(
-        "-F",
-        "--filter",
-        dest="filter_expr",
-        metavar="EXPR",
-        action="append",
-        help="filter expression; may repeat",
-    )
+    add_filter_arguments(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write the HTML page to FILE")
     p.add_argument("--pdf", metavar="FILE", help="print the page to a PDF with a headless Chromium")
     p.add_argument("--csv", metavar="DIR", help="write every table as a CSV file into DIR")

@@ -20,9 +20,10 @@ could differ there are inexact and never pushed under ``not``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from sockscope.model.fields import FIELDS_BY_NAME
 from sockscope.model.filter.ast import And, Cmp, Item, Member, Node, Not, Or, Range, StateIn
@@ -128,19 +129,25 @@ def _with_field(node: Cmp | Member, name: str) -> Node:
 
 
 def _states(node: Node) -> frozenset[TcpState]:
-    if isinstance(node, StateIn):
-        return node.states
+    return _fold(node, lambda atom: atom.states if isinstance(atom, StateIn) else ALL_STATES, ALL_STATES)
+
+
+T = TypeVar("T")
+
+
+def _fold(node: Node, leaf: Callable[[Node], frozenset[T]], everything: frozenset[T]) -> frozenset[T]:
+    """What ``leaf`` allows of every atom, intersected under ``and``, joined under ``or``."""
     if isinstance(node, And):
-        out = ALL_STATES
+        out = everything
         for item in node.items:
-            out &= _states(item)
+            out &= _fold(item, leaf, everything)
         return out
     if isinstance(node, Or):
-        found: frozenset[TcpState] = frozenset()
+        found: frozenset[T] = frozenset()
         for item in node.items:
-            found |= _states(item)
+            found |= _fold(item, leaf, everything)
         return found
-    return ALL_STATES
+    return leaf(node)
 
 
 def _dumps(node: Node) -> tuple[frozenset[Proto], frozenset[int]]:
@@ -348,16 +355,10 @@ def event_kinds(flt: Filter) -> frozenset[str] | None:
 
 
 def _kinds(node: Node) -> frozenset[str]:
-    if isinstance(node, And):
-        out = EVENT_KINDS
-        for item in node.items:
-            out &= _kinds(item)
-        return out
-    if isinstance(node, Or):
-        found: frozenset[str] = frozenset()
-        for item in node.items:
-            found |= _kinds(item)
-        return found
+    return _fold(node, _atom_kinds, EVENT_KINDS)
+
+
+def _atom_kinds(node: Node) -> frozenset[str]:
     negate = isinstance(node, Not)
     atom = node.item if isinstance(node, Not) else node
     if isinstance(atom, Cmp | Member) and atom.field == "event":
