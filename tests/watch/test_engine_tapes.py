@@ -25,7 +25,7 @@ def client_ends(events: list[Event], kind: EventKind, port: int = 40404) -> list
     return [e for e in events if e.kind is kind and e.endpoint.local_port == port]
 
 
-@pytest.mark.parametrize("sources", ["destroy-poll-trace", "destroy-poll"])
+@pytest.mark.parametrize("sources", ["bpf-destroy-poll", "destroy-poll-trace", "destroy-poll"])
 def test_another_namespace_reusing_the_4_tuple_is_left_out(sources: str) -> None:
     # Both namespaces ran the same loop on the same 4-tuple (5 connections here, 9
     # there, interleaved): only ours are reported, each once, with our process.
@@ -37,16 +37,16 @@ def test_another_namespace_reusing_the_4_tuple_is_left_out(sources: str) -> None
     assert len(server) == facts["connections"]
     # Without the tracepoint, a short connection's client end is never seen alive (no
     # owner); its server end belongs to the listener's owner.
-    named = closed + server if "trace" in sources else server
+    named = closed + server if "destroy-poll" != sources else server
     for ev in named:
         assert ev.owner is not None and ev.owner.pid == facts["pid"], ev
-    if "trace" in sources:
+    if sources != "destroy-poll":
         opened = client_ends(events, EventKind.OPENED)
         assert len(opened) == facts["connections"]
         assert all(e.owner is not None and e.owner.pid == facts["pid"] for e in opened)
 
 
-@pytest.mark.parametrize("sources", ["destroy-poll-trace", "destroy-poll"])
+@pytest.mark.parametrize("sources", ["bpf-destroy-poll", "destroy-poll-trace", "destroy-poll"])
 def test_a_connection_killed_after_the_start_closes_once_and_at_once(sources: str) -> None:
     facts, tape = load(f"killed-{sources}")
     _, events = replay(tape)
@@ -61,13 +61,13 @@ def test_a_connection_killed_after_the_start_closes_once_and_at_once(sources: st
     killed_at = facts["killed_at"]
     assert isinstance(killed_at, float)
     # The tracepoint sees the abort at once; a dump, at the next poll (0.5 s).
-    bound = 0.2 if "trace" in sources else 0.5 + 0.2
+    bound = 0.5 + 0.2 if sources == "destroy-poll" else 0.2
     for ev in ends:
         assert ev.mono - killed_at < bound, f"reported {ev.mono - killed_at:.2f}s after the kill"
         assert ev.lower_bound  # it opened before the watch began
 
 
-@pytest.mark.parametrize("sources", ["destroy-poll-trace", "destroy-poll"])
+@pytest.mark.parametrize("sources", ["bpf-destroy-poll", "destroy-poll-trace", "destroy-poll"])
 def test_a_connection_older_than_the_watch_has_a_lower_bound_duration(sources: str) -> None:
     facts, tape = load(f"held-{sources}")
     _, events = replay(tape)

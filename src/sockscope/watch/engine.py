@@ -214,6 +214,8 @@ class Engine:
     def on_bpf(self, records: Sequence[BpfRecord], now: float) -> list[Event]:
         """eBPF records, in the ring buffer's order, all read at ``now``."""
         assert self.bpf is not None
+        if self.tape is not None:
+            self.tape.call("bpf", now, self.wall_offset, records=records)
         bpf = self.bpf
         bpf.wall_offset = self.wall_offset
         out = bpf.on_records(records)  # the program writes only the kinds asked for...
@@ -237,6 +239,10 @@ class Engine:
 
     def on_bpf_losses(self, lost: int, recursion: int, map_full: int, now: float) -> list[Event]:
         """The eBPF program's loss counters, as totals so far: increases are reported."""
+        if self.tape is not None:
+            self.tape.call(
+                "bpf_losses", now, self.wall_offset, lost=lost, recursion=recursion, map_full=map_full
+            )
         s = self.stats
         out = []
         for name, total, what in (

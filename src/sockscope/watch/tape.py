@@ -19,6 +19,7 @@ from sockscope.model.event import Event, EventKind
 from sockscope.model.states import Proto, TcpState
 from sockscope.watch.engine import Engine, EngineConfig
 from sockscope.watch.traced import Tasks
+from sockscope.wire.ebpf.records import BpfRecord
 from sockscope.wire.ftrace import StateChange
 
 Line = dict[str, Any]
@@ -116,6 +117,17 @@ def decode_record(v: list[Any]) -> StateChange:
     )
 
 
+def encode_bpf(r: BpfRecord) -> list[object]:
+    """An eBPF record as plain JSON values."""
+    return [*r[:12], int(r.oldstate), int(r.newstate), str(r.saddr), str(r.daddr), *r[16:]]
+
+
+def decode_bpf(v: list[Any]) -> BpfRecord:
+    """The record ``encode_bpf`` wrote."""
+    fields = [*v[:12], TcpState(v[12]), TcpState(v[13]), ip_address(v[14]), ip_address(v[15]), *v[16:]]
+    return BpfRecord._make(fields)
+
+
 def _addr(a: object) -> str | None:
     return None if a is None else str(a)
 
@@ -193,6 +205,8 @@ class TapeRecorder:
         elif op == "trace":
             line["records"] = [encode_record(r) for r in a["records"]]
             line["upto"] = a["upto"]
+        elif op == "bpf":
+            line["records"] = [encode_bpf(r) for r in a["records"]]
         else:
             line.update(a)
         self._line(line)
@@ -264,19 +278,23 @@ def replay(lines: Iterable[str], config: EngineConfig | None = None) -> tuple[En
 
 
 def _feed(engine: Engine, e: Line) -> list[Event]:
-    op, now = e["op"], e["now"]
-    if op == "dump":
-        return engine.on_dump([decode_endpoint(v) for v in e["endpoints"]], now, first=e["first"])
-    if op == "destroyed":
-        msgs = [(decode_endpoint(v), at) for v, at in e["messages"]]
-        return engine.on_destroyed(msgs, e["overruns"], e["horizon"], now)
-    if op == "trace":
-        return engine.on_trace([decode_record(v) for v in e["records"]], e["upto"], now)
-    if op == "trace_overruns":
-        return engine.on_trace_overruns(e["total"], now)
-    if op == "settle":
-        return engine.settle(now)
-    raise ValueError(f"unknown tape entry {op!r}")
+    feed = _FEEDS.get(e["op"])
+    if feed is None:
+        raise ValueError(f"unknown tape entry {e['op']!r}")
+    return feed(engine, e, e["now"])
+
+
+_FEEDS: dict[str, Callable[[Engine, Line, float], list[Event]]] = {
+    "dump": lambda g, e, now: g.on_dump([decode_endpoint(v) for v in e["endpoints"]], now, first=e["first"]),
+    "destroyed": lambda g, e, now: g.on_destroyed(
+        [(decode_endpoint(v), at) for v, at in e["messages"]], e["overruns"], e["horizon"], now
+    ),
+    "trace": lambda g, e, now: g.on_trace([decode_record(v) for v in e["records"]], e["upto"], now),
+    "trace_overruns": lambda g, e, now: g.on_trace_overruns(e["total"], now),
+    "bpf": lambda g, e, now: g.on_bpf([decode_bpf(v) for v in e["records"]], now),
+    "bpf_losses": lambda g, e, now: g.on_bpf_losses(e["lost"], e["recursion"], e["map_full"], now),
+    "settle": lambda g, e, now: g.settle(now),
+}
 
 
 def _entries(lines: Iterable[str]) -> Iterator[Line]:
