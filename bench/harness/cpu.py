@@ -98,14 +98,20 @@ def program_ids() -> set[int]:
 
 
 class BpfTime(NamedTuple):
-    """The run time and run count of some BPF programs, summed."""
+    """The run time, run count and skipped runs of some BPF programs, summed.
+
+    A run is skipped (``recursion_misses``) when the tracepoint fires while a BPF
+    program is already running on that CPU: the kernel drops it, and the program never
+    knows. sockscope reports its own as lost; for tcplife this is the only count.
+    """
 
     ns: int
     runs: int
+    skipped: int = 0
 
     def __sub__(self, other: object) -> BpfTime:
         assert isinstance(other, BpfTime)
-        return BpfTime(self.ns - other.ns, self.runs - other.runs)
+        return BpfTime(self.ns - other.ns, self.runs - other.runs, self.skipped - other.skipped)
 
 
 NO_BPF = BpfTime(0, 0)
@@ -113,12 +119,12 @@ NO_BPF = BpfTime(0, 0)
 
 def read_bpf_time(ids: Iterable[int]) -> BpfTime:
     """The summed run time of programs ``ids`` (the ones gone meanwhile count 0)."""
-    ns = runs = 0
+    ns = runs = skipped = 0
     for prog_id in ids:
         info = sc.prog_info_by_id(prog_id)
         if info is not None:
-            ns, runs = ns + info.run_time_ns, runs + info.run_cnt
-    return BpfTime(ns, runs)
+            ns, runs, skipped = ns + info.run_time_ns, runs + info.run_cnt, skipped + info.recursion_misses
+    return BpfTime(ns, runs, skipped)
 
 
 def bpf_links_of(pid: int) -> int:

@@ -41,8 +41,9 @@ class Row:
     error: str = ""
 
     def per_conn_us(self) -> float | None:
-        """The watcher's CPU (schedstat total) per logged connection, in µs."""
-        return 1e6 * self.cpu.total / self.logged if self.logged else None
+        """The watcher's CPU (schedstat total) per logged connection, in µs (None: no
+        watcher, or no connection)."""
+        return 1e6 * self.cpu.total / self.logged if self.logged and self.tally is not None else None
 
     def bpf_per_conn_ns(self) -> float | None:
         return self.bpf.ns / self.logged if self.logged and self.bpf.runs else None

@@ -49,16 +49,20 @@ def share(n: int, total: int) -> str:
 def render_runs(rows: list[Row], labels: dict[str, str], targets: dict[str, Target]) -> list[str]:
     """One line per measurement."""
     header = ["round", "watcher", "load", "conns (nginx log)", "conn/s", "CPU µs/conn (user+sys)"]
-    header += ["BPF ns/conn (runs/conn)", "srv opened", "srv closed", "srv named nginx", "cli opened"]
+    header += [
+        "BPF ns/conn (runs/conn, skipped)",
+        "srv opened",
+        "srv closed",
+        "srv named nginx",
+        "cli opened",
+    ]
     header += ["cli closed", "cli named", "lost", "caught up", "complete"]
     lines = []
     for r in rows:
         t = r.tally
         cells = [str(r.round), labels.get(r.key, r.key), r.load.label, f"{r.logged:,}", f"{r.load.rate:,.0f}"]
         cells.append(_cpu(r))
-        cells.append(
-            f"{r.bpf.ns / r.logged:,.0f} ({r.bpf.runs / r.logged:.1f})" if r.bpf.runs and r.logged else "-"
-        )
+        cells.append(_bpf(r))
         if t is None:
             cells += ["-"] * 6
         else:
@@ -82,6 +86,13 @@ def _cpu(r: Row) -> str:
     return f"{r.cpu.total * us:.1f} ({r.cpu.user * us:.1f}+{r.cpu.system * us:.1f})"
 
 
+def _bpf(r: Row) -> str:
+    if not r.bpf.runs or not r.logged:
+        return "-"
+    skipped = f", {r.bpf.skipped:,} skipped" if r.bpf.skipped else ""
+    return f"{r.bpf.ns / r.logged:,.0f} ({r.bpf.runs / r.logged:.1f}{skipped})"
+
+
 def _yes(flag: bool | None) -> str:
     return "-" if flag is None else "yes" if flag else "**no**"
 
@@ -98,7 +109,7 @@ def render_summary(
     base = [r for r in rows if r.key == baseline]
     alone_rate = median_of([r for r in rows if r.key == alone], lambda r: r.load.rate)
     header = ["watcher", "runs", "CPU µs/conn", "vs tcplife", "target", "BPF ns/conn", "ab conn/s"]
-    header += ["ab rate vs alone", "lost", "result"]
+    header += ["ab rate vs alone", "lost", "BPF runs skipped", "result"]
     lines, verdicts = [], []
     for target in targets:
         mine = [r for r in rows if r.key == target.key]
@@ -115,9 +126,10 @@ def render_summary(
         cells.append(spread((r.load.rate for r in mine), ",.0f"))
         cells.append(f"{rate / alone_rate:.0%}" if rate is not None and alone_rate else "-")
         cells.append(", ".join("-" if r.lost is None else str(r.lost) for r in mine))
+        cells.append(", ".join(str(r.bpf.skipped) if r.bpf.runs else "-" for r in mine))
         cells.append(f"**{v.word}**" if v.passed is not None else v.word)
         lines.append(cells)
-    return table(header, lines, "lrrrlrrrll"), verdicts
+    return table(header, lines, "lrrrlrrrlll"), verdicts
 
 
 def environment(sockscope: str) -> dict[str, str]:
