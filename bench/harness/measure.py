@@ -64,8 +64,14 @@ def measure(
     files: Path,
     round_: int = 1,
     tail: float = TAIL,
+    expected: Callable[[], tuple[Counter[Addr], int]] | None = None,
 ) -> Row:
-    """Run ``load`` under ``spec``'s watcher and count what it saw (files under ``files``)."""
+    """Run ``load`` under ``spec``'s watcher and count what it saw (files under ``files``).
+
+    The connections looked for are the ones nginx logged during the run, on its port;
+    ``expected`` gives others instead, once the load is over: (client address and port
+    -> connections, the server's port).
+    """
     row = Row(spec.key, round_)
     offset = stage.offset()
     running = launch(spec, stage, sockscope, files)
@@ -78,12 +84,12 @@ def measure(
     finally:
         if running is not None:
             running.stop()
-    logged = stage.logged_since(offset)
+    logged, port = expected() if expected is not None else (stage.logged_since(offset), stage.port)
     row.logged = sum(logged.values())
     if running is None:
         return row
     row.cpu, row.bpf = after[0] - before[0], after[1] - before[1]
-    _count(row, running, logged, stage.port, size_at_end)
+    _count(row, running, logged, port, size_at_end)
     return row
 
 
