@@ -66,7 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="rounds of every watcher (3)")
     p.add_argument("--watchers", default=",".join(WATCHERS), help=f"({','.join(WATCHERS)})")
     p.add_argument(
-        "--rates", default="2000,4000,6000,8000,10000,12000,14000", help="sweep rates, '' for none"
+        "--rates",
+        default="2000,4000,6000,8000,10000,12000,14000,16000,18000,20000",
+        help="sweep rates, '' for none",
     )
     p.add_argument("--sweep-seconds", type=float, default=5.0, help="each sweep step's length (5)")
     p.add_argument("--processes", type=int, default=4, help="the paced client's processes (4)")

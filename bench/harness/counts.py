@@ -173,7 +173,7 @@ class EndCounts:
     opened_named: int = 0  # ... with the expected process named
     closed_named: int = 0
     names: Counter[str] = field(default_factory=Counter)  # the processes named on closes
-    duplicates: int = 0  # closes beyond one per logged connection
+    duplicates: int = 0  # closes beyond the opens seen on the same 4-tuple (with opens only)
 
 
 @dataclass
@@ -200,6 +200,8 @@ def tally(
     names = {"server": server_name, "client": client_name}
     # (end, kind, named right) -> connection key -> events seen
     seen: dict[tuple[str, str, bool], Counter[Addr]] = {}
+    # (end, kind) -> every key, logged or not: a close beyond the opens is reported twice
+    every: dict[tuple[str, str], Counter[Addr]] = {}
     for ob in parsed.observations:
         out.kinds[ob.kind] += 1
         if ob.local == (HOST, port):
@@ -209,6 +211,7 @@ def tally(
         else:
             out.unmatched += 1
             continue
+        every.setdefault((end, ob.kind), Counter())[key] += 1
         if key not in logged:
             out.unmatched += 1
             continue
@@ -224,8 +227,8 @@ def tally(
         counts.closed = _matched(logged, seen.get((end, "closed", False)))
         counts.opened_named = _matched(logged, seen.get((end, "opened", True)))
         counts.closed_named = _matched(logged, seen.get((end, "closed", True)))
-        closes = seen.get((end, "closed", False), Counter())
-        counts.duplicates = sum(max(0, closes[k] - n) for k, n in logged.items())
+        opens, closes = every.get((end, "opened")), every.get((end, "closed"), Counter())
+        counts.duplicates = sum(max(0, n - opens[k]) for k, n in closes.items()) if opens else 0
     return out
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from harness.measure import Row
 from harness.report import median_of, render_runs, render_summary, spread
-from harness.verdict import Target, Verdict, highest_clean
+from harness.verdict import Target, Verdict, highest_clean, median_range
 from harness.watchers import WatcherSpec
 
 BASELINE, ALONE = "tcplife", "none"
@@ -47,7 +47,7 @@ def render(
     if sweep:
         out += [*_sweep(sweep, stopped, labels, sweep_specs), ""]
     out += ["Every run:", "", *render_runs(rows, labels, {t.key: t for t in targets}), ""]
-    return out + _notes(rows, labels)
+    return out + _notes(rows, sweep, labels)
 
 
 def _verdicts(verdicts: list[Verdict], labels: dict[str, str]) -> list[str]:
@@ -61,8 +61,15 @@ def _verdicts(verdicts: list[Verdict], labels: dict[str, str]) -> list[str]:
 
 
 def _named_share(rows: list[Row], end: str) -> str:
-    shares = [getattr(r.tally, end).closed_named / r.logged for r in rows if r.tally is not None and r.logged]
-    return spread((100 * s for s in shares), ".1f") + "%" if shares else "-"
+    """The share of ``end``s named right on close: median (range) over the rounds."""
+    shares = [
+        100 * getattr(r.tally, end).closed_named / r.logged for r in rows if r.tally is not None and r.logged
+    ]
+    mr = median_range(shares)
+    if mr is None:
+        return "-"
+    med, lo, hi = (f"{x:.1f}".removesuffix(".0") + "%" for x in mr)
+    return med if lo == hi else f"{med} ({lo}-{hi})"
 
 
 def _naming(rows: list[Row], labels: dict[str, str]) -> list[str]:
@@ -130,7 +137,7 @@ def _sweep(
     return out + [f"- {s}" for s in stopped]
 
 
-def _notes(rows: list[Row], labels: dict[str, str]) -> list[str]:
+def _notes(rows: list[Row], sweep: list[Row], labels: dict[str, str]) -> list[str]:
     out = ["Notes:", ""]
     base = [r for r in rows if r.key == BASELINE and r.tally is not None]
     if base:
@@ -140,16 +147,17 @@ def _notes(rows: list[Row], labels: dict[str, str]) -> list[str]:
             " connection nginx logged (ab's spare connections, other namespaces' traffic on the host),"
             " and its CPU includes them"
         )
-    for r in rows:
-        where = f"round {r.round}, {labels.get(r.key, r.key)}"
+    for r in rows + sweep:
+        where = f"{'step' if r in sweep else 'round'} {r.round}, {labels.get(r.key, r.key)}"
+        if r.lost and r.summary:
+            out.append(f"- {where}: lost {r.summary['lost events']}")
         if r.error:
             out.append(f"- {where}: {r.error}")
         if r.load.detail:
             out.append(f"- {where}: load: {r.load.detail}")
         if r.tally is not None and (r.tally.server.duplicates or r.tally.client.duplicates):
-            out.append(
-                f"- {where}: closes reported twice: {r.tally.server.duplicates + r.tally.client.duplicates}"
-            )
+            twice = r.tally.server.duplicates + r.tally.client.duplicates
+            out.append(f"- {where}: {twice:,} ends closed more often than they were opened (reported twice)")
         if r.logged and r.bpf.runs > 10.5 * r.logged:
             out.append(f"- {where}: {r.bpf.runs / r.logged:.1f} program runs per connection (other traffic)")
     return out if len(out) > 2 else []

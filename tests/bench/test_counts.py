@@ -157,7 +157,6 @@ def test_a_client_port_used_twice_counts_as_often_as_it_was_seen():
             ob("closed", 40000, "nginx"),
             ob("closed", 40000, "ab"),  # the second use, named wrongly
             ob("closed", 40001, "nginx"),
-            ob("closed", 40001, "nginx"),  # a duplicate close
             ob("closed", 40000, "ab", "client"),
             ob("closed", 41000, "ab", "client"),  # never logged: ab's spare
             Observation("closed", (HOST, 5), (HOST, 6), "x"),  # another port altogether
@@ -165,10 +164,26 @@ def test_a_client_port_used_twice_counts_as_often_as_it_was_seen():
     )
     t = tally(parsed, logged, PORT)
     assert t.logged == 3
-    assert (t.server.closed, t.server.closed_named, t.server.duplicates) == (3, 2, 1)
-    assert t.server.names == {"nginx": 3, "ab": 1}
+    assert (t.server.closed, t.server.closed_named) == (3, 2)
+    assert t.server.names == {"nginx": 2, "ab": 1}
     assert (t.client.closed, t.client.closed_named) == (1, 1)
     assert t.unmatched == 2
+    assert t.server.duplicates == t.client.duplicates == 0  # no opens: nothing to tell by
+
+
+def test_a_close_beyond_the_opens_of_a_4_tuple_is_a_duplicate():
+    server, client = (HOST, PORT), (HOST, 40000)
+    parsed = Parsed(
+        [
+            Observation("opened", server, client, "nginx"),
+            Observation("closed", server, client, "nginx"),
+            Observation("closed", server, client, None),  # a dump's second close of it
+            Observation("opened", server, (HOST, 40001), "nginx"),  # a spare ab never used
+            Observation("closed", server, (HOST, 40001), "nginx"),
+        ]
+    )
+    t = tally(parsed, Counter({client: 1}), PORT)
+    assert (t.server.closed, t.server.duplicates) == (1, 1)
 
 
 def test_a_truncated_last_line_is_skipped_not_fatal():
