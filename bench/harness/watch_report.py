@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from harness.measure import Row
-from harness.report import median_of, render_runs, render_summary, spread
+from harness.report import median_of, render_runs, render_summary
 from harness.verdict import Target, Verdict, highest_clean, median_range
 from harness.watchers import WatcherSpec
 
