@@ -173,7 +173,7 @@ class EndCounts:
     opened_named: int = 0  # ... with the expected process named
     closed_named: int = 0
     names: Counter[str] = field(default_factory=Counter)  # the processes named on closes
-    duplicates: int = 0  # closes beyond the opens seen on the same 4-tuple (with opens only)
+    duplicates: int = 0  # closes beyond the opens seen on a 4-tuple seen opening
 
 
 @dataclass
@@ -228,7 +228,7 @@ def tally(
         counts.opened_named = _matched(logged, seen.get((end, "opened", True)))
         counts.closed_named = _matched(logged, seen.get((end, "closed", True)))
         opens, closes = every.get((end, "opened")), every.get((end, "closed"), Counter())
-        counts.duplicates = sum(max(0, n - opens[k]) for k, n in closes.items()) if opens else 0
+        counts.duplicates = sum(max(0, n - opens[k]) for k, n in closes.items() if opens[k]) if opens else 0
     return out
 
 

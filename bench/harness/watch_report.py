@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from harness.measure import Row
 from harness.report import median_of, render_runs, render_summary
-from harness.verdict import Target, Verdict, highest_clean, median_range
+from harness.verdict import Target, Verdict, highest_clean, median_range, misses
 from harness.watchers import WatcherSpec
 
 BASELINE, ALONE = "tcplife", "none"
@@ -131,9 +131,19 @@ def _sweep(
         "",
     ]
     for spec, target in specs:
-        good, bad = highest_clean(sweep, target)
-        first_bad = f"; first miss at {bad:,.0f} conn/s" if bad is not None else "; none missed"
-        out.append(f"- {spec.label}: {good:,.0f} conn/s{first_bad}")
+        good, _ = highest_clean(sweep, target)
+        mine = [r for r in sweep if r.key == spec.key]
+        held = next((r for r in mine if r.load.rate == good), None)
+        first_miss = next((r for r in mine if misses(r, target)), None)
+        line = f"- {spec.label}: nothing missed up to {good:,.0f} conn/s"
+        if held is not None and held.load.target_rate:
+            line += f" (paced at {held.load.target_rate:,.0f})"
+        if first_miss is not None and first_miss.load.target_rate:
+            line += (
+                f"; missed when paced at {first_miss.load.target_rate:,.0f} (reached"
+                f" {first_miss.load.rate:,.0f} conn/s): {'; '.join(misses(first_miss, target))}"
+            )
+        out.append(line)
     return out + [f"- {s}" for s in stopped]
 
 

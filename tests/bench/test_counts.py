@@ -180,6 +180,8 @@ def test_a_close_beyond_the_opens_of_a_4_tuple_is_a_duplicate():
             Observation("closed", server, client, None),  # a dump's second close of it
             Observation("opened", server, (HOST, 40001), "nginx"),  # a spare ab never used
             Observation("closed", server, (HOST, 40001), "nginx"),
+            Observation("closed", server, (HOST, 40002), None),  # never seen opening:
+            Observation("closed", server, (HOST, 40002), None),  # two connections, as far as we know
         ]
     )
     t = tally(parsed, Counter({client: 1}), PORT)

@@ -52,12 +52,17 @@ def test_the_section_says_pass_fail_naming_and_sweep():
         ]
     jsonl = (WatcherSpec("jsonl", "with --jsonl", "sockscope", ("--jsonl",)), Target("jsonl"))
     sweep = [row("jsonl", 1, 30.0, rate=2000.0), row("jsonl", 2, 30.0, rate=4000.0)]
+    for r in sweep:
+        r.load.target_rate = r.load.rate
     sweep[1].summary = {"lost events": "5"}
     text = "\n".join(render(rows, sweep, ["with --jsonl: stopped"], LABELS, TARGETS, [jsonl]))
     assert "- bpf, default events: **PASS**" in text
     assert "- closes: **FAIL**: CPU 1.07 x the baseline's, target 1" in text
     assert "- tcplife: server ends 0.2% (names given: ab 2,994, nginx 6)" in text
-    assert "- with --jsonl: 2,000 conn/s; first miss at 4,000 conn/s" in text
+    assert (
+        "- with --jsonl: nothing missed up to 2,000 conn/s (paced at 2,000); missed when paced"
+        " at 4,000 (reached 4,000 conn/s): lost 5"
+    ) in text
     assert "- with --jsonl: stopped" in text
     assert "median 40 lines per run about no connection nginx logged" in text
     # ab's rate beside each watcher against its rate alone, and the whole cost with BPF.
