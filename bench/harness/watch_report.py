@@ -122,8 +122,8 @@ def _sweep(
 ) -> list[str]:
     out = [
         "Rate sweep: the paced client (connection *i* at *t0 + i/rate*, one GET each, from",
-        "several processes and loopback addresses) for 5 s at each rate, a fresh stage and watcher",
-        "per step; *round* is the step. Complete = every connection opened and closed at both",
+        f"several processes and loopback addresses) for {_step_seconds(sweep):g} s at each rate, a fresh",
+        "stage and watcher per step; *round* is the step. Complete = every connection opened and closed at both",
         "ends, named, 0 lost, caught up within 3 s. One run per rate: on this shared machine the",
         "highest clean rate moves by a step from one run of the benchmark to the next.",
         "",
@@ -147,6 +147,11 @@ def _sweep(
             )
         out.append(line)
     return out + [f"- {s}" for s in stopped]
+
+
+def _step_seconds(sweep: list[Row]) -> float:
+    first = sweep[0].load
+    return round(first.requests / first.target_rate, 1) if first.target_rate else 0.0
 
 
 def _notes(rows: list[Row], sweep: list[Row], labels: dict[str, str], opens: set[str]) -> list[str]:
