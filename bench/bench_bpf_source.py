@@ -150,29 +150,28 @@ class Row:
 
 def measure(stage: Stage, run: int, mode: str, n: int, c: int, tmp: Path) -> Row:
     before = program_ids()
+    tcplife, reader = None, None
     if mode == "tcplife":
         tcplife = launch(WatcherSpec("tcplife", "tcplife", "tcplife"), stage, "", tmp / f"{run}-tcplife")
-        assert tcplife is not None
-        pid = tcplife.pid
     elif mode != "none":
         reader = start_reader(stage, mode)
-        pid = reader.pid
+    pid = tcplife.pid if tcplife is not None else reader.pid if reader is not None else None
     ids = sorted(program_ids() - before)
     offset, bpf0 = stage.offset(), read_bpf_time(ids)
-    cpu0 = read_cpu(pid) or ZERO if mode != "none" else ZERO
+    cpu0 = (read_cpu(pid) if pid else None) or ZERO
     ab = stage.ab(n, c)
     time.sleep(TAIL_SECONDS)
-    cpu1 = read_cpu(pid) or ZERO if mode != "none" else ZERO
+    cpu1 = (read_cpu(pid) if pid else None) or ZERO
     row = Row(run, mode, stage.logged_since(offset).total(), ab.seconds, ab.rate)
     row.cpu, row.bpf = cpu1 - cpu0, read_bpf_time(ids) - bpf0
-    if mode == "tcplife":
+    if tcplife is not None:
         tcplife.stop()
         parsed = parse_tcplife(tcplife.out.read_text(errors="replace").splitlines(), tcplife.stderr())
         row.ends = new_ends()
         for ob in parsed.observations:
             tally(row.ends, ob.local[1], ob.remote[1], ob.process or "")
         row.records, row.lost = len(parsed.observations), parsed.lost
-    elif mode != "none":
+    elif reader is not None:
         result = json.loads(reader.communicate("", timeout=30)[0].splitlines()[-1])
         row.records, row.ends, row.detail = sum(result["kinds"].values()), result["ends"], result
         row.lost = sum(v for k, v in result["lost"].items() if k != "close_without_entry")

@@ -160,4 +160,4 @@ def write_section(
     """Replace benchmark ``name``'s marked section of bench/RESULTS.md (or append it)."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     section = [*section_head(begin, title, command, env), *body, "", end]
-    replace_section(begin, end, "\n".join(section) + "\n", path)
+    replace_section(begin, end, "\n".join(section), path)

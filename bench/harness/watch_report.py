@@ -123,7 +123,8 @@ def _sweep(
     out = [
         "Rate sweep: the paced client (connection *i* at *t0 + i/rate*, one GET each, from",
         f"several processes and loopback addresses) for {_step_seconds(sweep):g} s at each rate, a fresh",
-        "stage and watcher per step; *round* is the step. Complete = every connection opened and closed at both",
+        "stage and watcher per step; *round* is the step. Complete = every connection opened and "
+        "closed at both",
         "ends, named, 0 lost, caught up within 3 s. One run per rate: on this shared machine the",
         "highest clean rate moves by a step from one run of the benchmark to the next.",
         "",
