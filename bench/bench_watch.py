@@ -56,6 +56,7 @@ TARGETS = {
 SWEEP = (
     (spec("jsonl", "bpf, default events, `--jsonl`", "--jsonl"), Target("jsonl")),
     (spec("text", "bpf, default events, text", "-n"), Target("text")),
+    (WatcherSpec("tcplife-paced", "tcplife", "tcplife"), Target("tcplife-paced", opens=False, named=False)),
 )
 
 
