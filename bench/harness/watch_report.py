@@ -171,9 +171,8 @@ def _notes(rows: list[Row], sweep: list[Row], labels: dict[str, str], opens: set
         if r.lost and r.summary:
             out.append(f"- {where}: lost {r.summary['lost events']}")
         if r.bpf.skipped and not r.summary:
-            out.append(
-                f"- {where}: the kernel skipped {r.bpf.skipped:,} runs of its program (it reports lost {r.lost})"
-            )
+            skipped = f"the kernel skipped {r.bpf.skipped:,} runs of its program"
+            out.append(f"- {where}: {skipped} (it reports lost {r.lost})")
         if r.error:
             out.append(f"- {where}: {r.error}")
         if r.load.detail:
