@@ -55,6 +55,9 @@ def test_the_section_says_pass_fail_naming_and_sweep():
     for r in sweep:
         r.load.target_rate = r.load.rate
     sweep[1].summary = {"lost events": "5"}
+    peer = row("tcplife", 3, 15.0, opens=False, rate=4000.0)
+    peer.bpf, peer.load.target_rate = BpfTime(N, N * 10, 42), 4000.0
+    sweep.append(peer)
     text = "\n".join(render(rows, sweep, ["with --jsonl: stopped"], LABELS, TARGETS, [jsonl]))
     assert "- bpf, default events: **PASS**" in text
     assert "- closes: **FAIL**: CPU 1.07 x the baseline's, target 1" in text
@@ -65,6 +68,7 @@ def test_the_section_says_pass_fail_naming_and_sweep():
     ) in text
     assert "- with --jsonl: stopped" in text
     assert "median 40 lines per run about no connection nginx logged" in text
+    assert "- step 3, tcplife: the kernel skipped 42 runs of its program (it reports lost 0)" in text
     # ab's rate beside each watcher against its rate alone, and the whole cost with BPF.
     assert "- bpf, default events: 23.0 µs = 1.28 x tcplife's; ab 9,000 conn/s (75%)" in text
     assert text.count("| 1 | bpf, default events |") == 1
