@@ -22,17 +22,13 @@ Run as root, under the shared lock:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import select
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,11 +37,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
+from harness.counts import parse_tcplife  # noqa: E402
+from harness.cpu import NO_BPF, ZERO, BpfTime, CpuTimes, bpf_stats, program_ids, read_bpf_time, read_cpu  # noqa: E402
+from harness.stage import PORT, Stage  # noqa: E402
+from harness.watchers import WatcherSpec, launch, prepare_signals  # noqa: E402
 from results_file import command_line, replace_section, section_head  # noqa: E402
 
-from sockscope.sources import bpf_syscalls as sc  # noqa: E402
-
-PORT = 18080
 TAIL_SECONDS = 3.0
 BEGIN, END = "<!-- bench_bpf_source:begin -->", "<!-- bench_bpf_source:end -->"
 MODES = {
@@ -53,25 +50,6 @@ MODES = {
     "bpf-open": {"want_open": True},
     "bpf-state": {"want_open": True, "want_state": True},
 }
-NGINX_CONF = """\
-user nobody nogroup;
-worker_processes 2;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-    log_format bench '$remote_port';
-    access_log {tmp}/access.log bench;
-    keepalive_timeout 0;
-    client_body_temp_path {tmp}/tmp/body;
-    proxy_temp_path {tmp}/tmp/proxy;
-    fastcgi_temp_path {tmp}/tmp/fastcgi;
-    uwsgi_temp_path {tmp}/tmp/uwsgi;
-    scgi_temp_path {tmp}/tmp/scgi;
-    server {{ listen 127.0.0.1:{port} backlog=4096; root {tmp}/www; }}
-}}
-"""
 
 
 # ----------------------------------------------------------------------------- reader
@@ -121,85 +99,10 @@ def reader_main(netns: int, mode: str) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- harness
+# ----------------------------------------------------------------------------- runs
 
 
-def cpu_of(pid: int) -> tuple[float, float, float]:
-    """(user, system) in clock ticks' precision, and their sum in nanoseconds' (schedstat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    total = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
-    return int(fields[11]) / tick, int(fields[12]) / tick, total
-
-
-class Stage:
-    """A namespace with nginx in it; removed on every way out."""
-
-    def __init__(self) -> None:
-        self.ns = f"sockscope-bench-{uuid.uuid4().hex[:8]}"
-        self.tmp = Path(tempfile.mkdtemp(prefix="sockscope-bench-"))
-        self.nginx: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Stage:
-        subprocess.run(["ip", "netns", "add", self.ns], check=True)
-        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
-        self.tmp.chmod(0o755)
-        for sub in ("www", "tmp"):
-            (self.tmp / sub).mkdir(mode=0o755)
-        (self.tmp / "www" / "index.html").write_text("x" * 611 + "\n")
-        (self.tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=self.tmp, port=PORT))
-        conf = str(self.tmp / "nginx.conf")
-        cmd = ["ip", "netns", "exec", self.ns, "nginx", "-p", f"{self.tmp}/", "-c", conf]
-        self.nginx = subprocess.Popen(
-            cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        time.sleep(0.5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.nginx is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.nginx.pid, signal.SIGKILL)
-            self.nginx.wait()
-        subprocess.run(["ip", "netns", "del", self.ns], check=False)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    @property
-    def inode(self) -> int:
-        return os.stat(f"/run/netns/{self.ns}").st_ino
-
-    def logged(self) -> int:
-        path = self.tmp / "access.log"
-        return len(path.read_bytes().splitlines()) if path.exists() else 0
-
-    def load(self, n: int, c: int) -> tuple[float, float]:
-        """ab's run: (seconds, requests per second)."""
-        url = f"http://127.0.0.1:{PORT}/"
-        cmd = ["ip", "netns", "exec", self.ns, "ab", "-q", "-n", str(n), "-c", str(c), url]
-        t0 = time.monotonic()
-        ab = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        seconds = time.monotonic() - t0
-        lines = ab.stdout.splitlines()
-        return seconds, next(float(ln.split()[3]) for ln in lines if ln.startswith("Requests per second"))
-
-
-def prog_run_time(ids: list[int]) -> tuple[int, int]:
-    time_ns = runs = 0
-    for prog_id in ids:
-        info = sc.prog_info_by_id(prog_id)
-        if info is not None:
-            time_ns, runs = time_ns + info.run_time_ns, runs + info.run_cnt
-    return time_ns, runs
-
-
-def start_watcher(stage: Stage, mode: str, out: Path) -> subprocess.Popen[str] | None:
-    if mode == "none":
-        return None
-    if mode == "tcplife":
-        with out.open("w") as f:
-            proc = subprocess.Popen(["/usr/sbin/tcplife"], stdout=f, stderr=subprocess.STDOUT, text=True)
-        time.sleep(2.0)
-        return proc
+def start_reader(stage: Stage, mode: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, __file__, "--reader", str(stage.inode), mode]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -217,8 +120,8 @@ class Row:
     conns: int = 0  # nginx's logged requests
     seconds: float = 0.0
     ab_rate: float = 0.0
-    cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)  # user, system, total (seconds)
-    bpf: tuple[int, int] = (0, 0)  # run time (ns), runs
+    cpu: CpuTimes = ZERO
+    bpf: BpfTime = NO_BPF
     records: int = 0
     ends: dict[str, int] | None = None
     lost: int | None = None
@@ -230,7 +133,7 @@ class Row:
     def cells(self, tcplife: float) -> list[str]:
         user, system, total = (self.per_conn_us(i) for i in range(3))
         ratio = f"{total / tcplife:.2f}" if tcplife and self.mode != "none" else "-"
-        bpf = f"{self.bpf[0] / self.conns:,.0f} ({self.bpf[1] / self.conns:.1f})" if self.bpf[1] else "-"
+        bpf = f"{self.bpf.ns / self.conns:,.0f} ({self.bpf.runs / self.conns:.1f})" if self.bpf.runs else "-"
         ends = self.ends or {}
         cells = [str(self.run), self.mode, f"{self.conns:,}", f"{self.ab_rate:,.0f}"]
         cells += [f"{self.records / self.seconds:,.0f}" if self.records else "-"]
@@ -245,35 +148,33 @@ class Row:
         return cells
 
 
-def measure(stage: Stage, run: int, mode: str, n: int, c: int) -> Row:
-    out = stage.tmp / f"{mode}.out"
-    before_ids = set(sc.prog_ids())
-    proc = start_watcher(stage, mode, out)
-    ids = sorted(set(sc.prog_ids()) - before_ids)
-    logged0, bpf0 = stage.logged(), prog_run_time(ids)
-    cpu0 = cpu_of(proc.pid) if proc else (0.0, 0.0, 0.0)
-    seconds, rate = stage.load(n, c)
-    time.sleep(TAIL_SECONDS)
-    cpu1 = cpu_of(proc.pid) if proc else (0.0, 0.0, 0.0)
-    bpf1 = prog_run_time(ids)
-    row = Row(run, mode, stage.logged() - logged0, seconds, rate)
-    row.cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], cpu1[2] - cpu0[2])
-    row.bpf = (bpf1[0] - bpf0[0], bpf1[1] - bpf0[1])
-    if proc is None:
-        return row
+def measure(stage: Stage, run: int, mode: str, n: int, c: int, tmp: Path) -> Row:
+    before = program_ids()
+    tcplife, reader = None, None
     if mode == "tcplife":
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-        rows = [ln.split() for ln in out.read_text(errors="replace").splitlines()]
-        rows = [w for w in rows if len(w) >= 6 and w[0].isdigit()]
+        tcplife = launch(WatcherSpec("tcplife", "tcplife", "tcplife"), stage, "", tmp / f"{run}-tcplife")
+    elif mode != "none":
+        reader = start_reader(stage, mode)
+    pid = tcplife.pid if tcplife is not None else reader.pid if reader is not None else None
+    ids = sorted(program_ids() - before)
+    offset, bpf0 = stage.offset(), read_bpf_time(ids)
+    cpu0 = (read_cpu(pid) if pid else None) or ZERO
+    ab = stage.ab(n, c)
+    time.sleep(TAIL_SECONDS)
+    cpu1 = (read_cpu(pid) if pid else None) or ZERO
+    row = Row(run, mode, stage.logged_since(offset).total(), ab.seconds, ab.rate)
+    row.cpu, row.bpf = cpu1 - cpu0, read_bpf_time(ids) - bpf0
+    if tcplife is not None:
+        tcplife.stop()
+        parsed = parse_tcplife(tcplife.out.read_text(errors="replace").splitlines(), tcplife.stderr())
         row.ends = new_ends()
-        for w in rows:  # PID COMM LADDR LPORT RADDR RPORT ...
-            tally(row.ends, int(w[3]), int(w[5]), w[1])
-        row.records = len(rows)
-        return row
-    result = json.loads(proc.communicate("", timeout=30)[0].splitlines()[-1])
-    row.records, row.ends, row.detail = sum(result["kinds"].values()), result["ends"], result
-    row.lost = sum(v for k, v in result["lost"].items() if k != "close_without_entry")
+        for ob in parsed.observations:
+            tally(row.ends, ob.local[1], ob.remote[1], ob.process or "")
+        row.records, row.lost = len(parsed.observations), parsed.lost
+    elif reader is not None:
+        result = json.loads(reader.communicate("", timeout=30)[0].splitlines()[-1])
+        row.records, row.ends, row.detail = sum(result["kinds"].values()), result["ends"], result
+        row.lost = sum(v for k, v in result["lost"].items() if k != "close_without_entry")
     return row
 
 
@@ -297,19 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.reader:
         return reader_main(int(args.reader[0]), args.reader[1])
+    prepare_signals()
     rows: list[Row] = []
-    stats_fd = sc.enable_stats()
     started = time.monotonic()
-    try:
-        with Stage() as stage:
-            stage.load(2000, args.c)  # warm-up: nginx's first connections, ab's first run
-            for run in range(1, args.runs + 1):
-                for mode in args.modes.split(","):
-                    row = measure(stage, run, mode, args.n, args.c)
-                    print(json.dumps(asdict(row)), flush=True)
-                    rows.append(row)
-    finally:
-        os.close(stats_fd)
+    with bpf_stats(), Stage() as stage, tempfile.TemporaryDirectory(prefix="sockscope-bench-bpf-") as tmp:
+        stage.ab(2000, args.c)  # warm-up: nginx's first connections, ab's first run
+        for run in range(1, args.runs + 1):
+            for mode in args.modes.split(","):
+                row = measure(stage, run, mode, args.n, args.c, Path(tmp))
+                print(json.dumps(asdict(row)), flush=True)
+                rows.append(row)
     tcplife_rows = [r.per_conn_us(2) for r in rows if r.mode == "tcplife"]
     tcplife = sorted(tcplife_rows)[len(tcplife_rows) // 2] if tcplife_rows else 0.0
     lines = table(rows, tcplife)

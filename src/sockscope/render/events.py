@@ -165,7 +165,7 @@ def render_event_json(ev: Event) -> str:
     owners, the second of the timestamp). It decodes to the same keys, in the same order,
     with the same values (tested).
     """
-    if ev.source is _BPF:
+    if ev.source is _BPF and ev.kind is not _LOST:
         return _bpf_json(ev)
     ep = ev.endpoint
     kind = ev.kind
@@ -226,7 +226,13 @@ def render_event_json(ev: Event) -> str:
 
 
 _TCP, _ESTABLISHED, _CLOSE_WAIT, _POLL = Proto.TCP, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, Source.POLL
-_BPF, _CLOSED, _UNLISTEN, _STATE = Source.BPF, EventKind.CLOSED, EventKind.UNLISTEN, EventKind.STATE
+_BPF, _CLOSED, _UNLISTEN, _STATE, _LOST = (
+    Source.BPF,
+    EventKind.CLOSED,
+    EventKind.UNLISTEN,
+    EventKind.STATE,
+    EventKind.LOST,
+)
 
 
 def _bpf_json(ev: Event) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
@@ -81,7 +82,15 @@ def _capable() -> bool:
 
 
 def _tracefs() -> Path | None:
-    return next((root for root in TRACEFS_ROOTS if (root / EVENT / "format").exists()), None)
+    found = next((root for root in TRACEFS_ROOTS if (root / EVENT / "format").exists()), None)
+    if found is None and os.geteuid() == 0:
+        # Not mounted here (``ip netns exec`` mounts a fresh /sys, without it): mount
+        # it, as the tracefs source does; a failure leaves the reason to the caller.
+        subprocess.run(
+            ["mount", "-t", "tracefs", "nodev", str(TRACEFS_ROOTS[0])], capture_output=True, check=False
+        )
+        found = next((root for root in TRACEFS_ROOTS if (root / EVENT / "format").exists()), None)
+    return found
 
 
 def bpf_available() -> str | None:

@@ -49,6 +49,7 @@ OWNER_WAIT = 3.0
 #: is dropped for sockets they follow (accepts and drops are the poll's alone).
 TRACED_KINDS = frozenset({EventKind.OPENED, EventKind.STATE, EventKind.LISTEN})
 CLOSING_KINDS = frozenset({EventKind.CLOSED, EventKind.UNLISTEN, EventKind.UNBOUND})
+REMNANT_KINDS = frozenset({EventKind.OPENED, EventKind.CLOSED, EventKind.STATE, EventKind.ACCEPTED})
 #: Closed cookies are remembered this long: a dump that raced with a close can still
 #: show the socket, and late messages must not close it twice.
 CLOSED_MEMORY = 10.0
@@ -297,9 +298,9 @@ class Engine:
             kind = ev.kind
             if key in self.closed or key in self.held_closed:
                 continue  # a remnant of a socket already reported closed
-            if ep.state is TcpState.TIME_WAIT and kind in (EventKind.OPENED, EventKind.CLOSED):
+            if kind in REMNANT_KINDS and _remnant(ep):
                 # Remnants of connections that already closed: cookies are made lazily,
-                # so one never dumped before its close gets a new one in TIME_WAIT.
+                # so one never dumped before its close gets a new one as a remnant.
                 continue
             if kind in (EventKind.OPENED, EventKind.LISTEN, EventKind.BOUND):
                 self.first_seen.setdefault(key, ev.mono)
@@ -544,6 +545,13 @@ class Engine:
         for ev in events:
             counter[ev.kind] += 1  # an EventKind is its name: no .value lookup per event
         return events
+
+
+def _remnant(ep: Endpoint) -> bool:
+    """A TIME_WAIT remnant: a closed connection's minisock, whatever state it shows. An
+    orphaned FIN_WAIT2 becomes one at once and dumps as FIN_WAIT2 (its timer says
+    "timewait"): its full socket's close was reported already."""
+    return ep.state is TcpState.TIME_WAIT or (ep.timer is not None and ep.timer.kind == "timewait")
 
 
 def _closing_kind(ep: Endpoint, prev: Endpoint | None, last_state: TcpState | None) -> EventKind:
