@@ -35,6 +35,31 @@ def test_a_verifier_refusal_is_told_in_one_line_from_the_logs_end() -> None:
     assert "Permission denied" in bpf._refusal(sc.BpfSyscallError(errno.EACCES, "loading"))
 
 
+def test_a_load_interrupted_by_signals_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verifier returns EAGAIN when a signal is pending (a profiler's sampling did it):
+    the load is repeated, and after LOAD_ATTEMPTS the error says what happened."""
+    calls: list[int] = []
+
+    def interrupted_twice(*args: object) -> int:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise sc.BpfSyscallError(errno.EAGAIN, "loading the program")
+        return 42
+
+    monkeypatch.setattr(sc, "_prog_load", interrupted_twice)
+    assert sc.prog_load(sc.BPF_PROG_TYPE_TRACEPOINT, b"\0" * 8, "GPL", "x") == 42
+    assert len(calls) == 3
+
+    def always_interrupted(*args: object) -> int:
+        raise sc.BpfSyscallError(errno.EAGAIN, "loading the program")
+
+    monkeypatch.setattr(sc, "_prog_load", always_interrupted)
+    with pytest.raises(sc.BpfSyscallError) as caught:
+        sc.prog_load(sc.BPF_PROG_TYPE_TRACEPOINT, b"\0" * 8, "GPL", "x")
+    line = bpf._refusal(caught.value)
+    assert "interrupted by signals 5 times" in line and "\n" not in line
+
+
 def test_bpf_available_gives_none_or_one_line() -> None:
     reason = bpf.bpf_available()
     assert reason is None or (reason and "\n" not in reason)

@@ -18,15 +18,18 @@ from sockscope.wire.ebpf.records import (
     KIND_LISTEN,
     KIND_OPEN,
     KIND_STATE,
+    R_SPORT,
     RECORD,
     RECORD_SIZE,
+    ROW,
     BpfRecord,
     RecordError,
     build_record,
     parse_record,
     parse_records,
+    record_of_row,
 )
-from sockscope.wire.ebpf.ringbuf import BPF_RINGBUF_HDR_SZ, RingError, build_header, walk_ring
+from sockscope.wire.ebpf.ringbuf import BPF_RINGBUF_HDR_SZ, RingError, build_header, take_rows, walk_ring
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ebpf"
 HEX = (FIXTURES / "ring.hex").read_text().splitlines()
@@ -173,3 +176,27 @@ def test_records_the_program_never_writes_are_refused() -> None:
     raw[71] = 99  # newstate 99
     with pytest.raises(RecordError, match="states"):
         parse_record(bytes(raw))
+
+
+def test_rows_of_the_recorded_ring_in_one_pass_are_its_records() -> None:
+    """take_rows reads the whole span (which wraps) in one unpack: the same records."""
+    rows, upto = take_rows(DATA + DATA, CONS_POS, PROD_POS, RING_SIZE, ROW, RECORD_SIZE)
+    assert upto == PROD_POS
+    assert [record_of_row(r) for r in rows] == recorded()
+
+
+def test_rows_stop_before_a_busy_record_and_leave_the_rest_to_the_walk() -> None:
+    data, cons, prod = ring([entry(1), entry(2), entry(3, busy=True), entry(4)], start=1024 - 200)
+    rows, upto = take_rows(data, cons, prod, 1024, ROW, RECORD_SIZE)
+    assert [r[R_SPORT] for r in rows] == [1, 2] and upto == cons + 2 * STEP
+    walk = walk_ring(data, upto, prod, 1024, RECORD_SIZE)
+    assert walk.busy and walk.consumed == upto
+
+
+def test_rows_leave_a_span_of_other_lengths_to_the_walk() -> None:
+    odd = build_header(12) + bytes(12)
+    data, cons, prod = ring([entry(1), odd, entry(3)], start=0)
+    assert take_rows(data, cons, prod, 1024, ROW, RECORD_SIZE) == ([], cons)  # not whole rows
+    data, cons, prod = ring([entry(1), entry(2, discard=True), entry(3)], start=0)
+    rows, upto = take_rows(data, cons, prod, 1024, ROW, RECORD_SIZE)
+    assert [r[R_SPORT] for r in rows] == [1] and upto == cons + STEP

@@ -7,7 +7,6 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from types import FrameType
@@ -20,11 +19,13 @@ from sockscope.cli.query import build_selection, filter_text
 from sockscope.cli.status import ExitStatus
 from sockscope.model.event import Event, EventKind, EventView
 from sockscope.model.states import ALL_STATES, TcpState
+from sockscope.model.tally import Shown
 from sockscope.render.addresses import Notation
 from sockscope.render.events import render_event_json, render_event_line
 
 if TYPE_CHECKING:
     from sockscope.record.sqlite import Recorder
+    from sockscope.render.bpf_lines import BpfJsonLines
     from sockscope.watch import Watcher, WatchStats
 
 DESCRIPTION = """\
@@ -177,10 +178,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
     previous = {sig: signal.signal(sig, _on_signal) for sig in stops}
     watcher: Watcher | None = None
     shown = Shown()
+    lines: list[str] = []  # output waiting for the next write
+    direct = _direct_lines(args, matches, recorder, lines, shown, kinds)
     try:
         try:
             watcher = Watcher(
-                selection.query, interval=args.interval, sources=sources, kinds=kinds, full_owners=False
+                selection.query,
+                interval=args.interval,
+                sources=sources,
+                kinds=kinds,
+                full_owners=False,
+                direct=direct,
             )
         except WatchSourceError as exc:
             env.error(str(exc))
@@ -204,7 +212,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
             + "\n"
         )
         env.stderr.flush()
-        _stream(args, env, watcher, matches, recorder, shown)
+        _stream(args, env, watcher, matches, recorder, shown, lines)
     except KeyboardInterrupt:
         pass
     finally:
@@ -217,6 +225,24 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if watcher is not None:
         _summary(args, env, watcher, shown)
     return 0
+
+
+def _direct_lines(
+    args: argparse.Namespace,
+    matches: object,
+    recorder: Recorder | None,
+    lines: list[str],
+    shown: Shown,
+    kinds: frozenset[EventKind] | None,
+) -> BpfJsonLines | None:
+    """The eBPF records' own way to the output, where nothing but the output needs their
+    events (no filter left to evaluate, no recording, no count): most become JSON lines
+    with no event made."""
+    if not args.jsonl or matches is not None or recorder is not None or args.count is not None:
+        return None
+    from sockscope.render.bpf_lines import BpfJsonLines  # noqa: PLC0415
+
+    return BpfJsonLines(lines, shown, kinds)
 
 
 def _open_recorder(args: argparse.Namespace) -> Recorder:
@@ -245,47 +271,7 @@ class _RecordingFullError(Exception):
     """--max-size reached."""
 
 
-class Shown:
-    """What the summary reports, in bounded memory: a watch may run for days."""
-
-    def __init__(self) -> None:
-        # By kind, not by its name: this runs for every event, and the name is a property.
-        self.by_kind: Counter[EventKind] = Counter()
-        self.total = 0
-        self.connections = 0
-        self._open: set[tuple[object, ...]] = set()  # seen opening, not closed yet
-
-    @property
-    def kinds(self) -> dict[str, int]:
-        """Events shown, by kind name."""
-        return {kind.value: n for kind, n in self.by_kind.items()}
-
-    def add(self, ev: Event) -> None:
-        """Count one event shown."""
-        self.add_all([ev])
-
-    def add_all(self, events: list[Event]) -> None:
-        """Count the events of a batch shown."""
-        self.by_kind.update(ev.kind for ev in events)
-        self.total += len(events)
-        opened, closed, seen = _OPENED, _CLOSED, self._open
-        for ev in events:
-            kind = ev.kind
-            if kind is not opened and kind is not closed:
-                continue
-            ep = ev.endpoint
-            key = (ep[0], ep[3], ep[4], ep[5], ep[6])  # proto, local and remote address, port
-            if kind is opened:
-                if key not in seen:
-                    seen.add(key)
-                    self.connections += 1
-            elif key in seen:
-                seen.discard(key)
-            else:
-                self.connections += 1  # closed without being seen opening
-
-
-_OPENED, _CLOSED, _LOST = EventKind.OPENED, EventKind.CLOSED, EventKind.LOST
+_LOST = EventKind.LOST
 
 
 def _stream(
@@ -295,6 +281,7 @@ def _stream(
     matches: Callable[[EventView], bool] | None,
     recorder: Recorder | None,
     shown: Shown,
+    lines: list[str],
 ) -> None:
     nt = Notation(bsd=args.bsd)
     until = None if args.duration is None else time.monotonic() + args.duration
@@ -308,8 +295,6 @@ def _stream(
 
     def full() -> bool:
         return recorder is not None and args.max_size is not None and recorder.size() >= args.max_size
-
-    lines: list[str] = []
 
     def write_out() -> None:
         # One write per batch, whatever the stream's buffering (PYTHONUNBUFFERED=1, common
@@ -373,6 +358,7 @@ def summary_lines(stats: WatchStats, shown: Shown) -> list[str]:
         ("tracepoint ring buffer", stats.trace_overruns),
         ("eBPF ring buffer full", stats.bpf_lost),
         ("eBPF runs skipped", stats.bpf_recursion),
+        ("eBPF records unreadable", stats.bpf_unreadable),
     ]
     lost = stats.lost
     recovered = stats.lost_closes + stats.closes_from_trace

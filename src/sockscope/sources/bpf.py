@@ -32,7 +32,7 @@ from sockscope.wire.ebpf.btf import BtfError, parse_btf
 from sockscope.wire.ebpf.codegen import MapFds
 from sockscope.wire.ebpf.layout import CtxLayout, KernelOffsets, kernel_offsets, parse_ctx_layout
 from sockscope.wire.ebpf.program import LICENSE, ProgramConfig, build_program, ports_pass
-from sockscope.wire.ebpf.records import KIND_LISTEN, BpfRecord
+from sockscope.wire.ebpf.records import KIND_LISTEN, BpfRecord, Row
 from sockscope.wire.ftrace import FormatError
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
@@ -165,6 +165,7 @@ class BpfSource:
         self._fds: list[int] = []
         self._ring: RingReader | None = None
         self._pending: list[BpfRecord] = []
+        self.malformed_rows = 0  # rows read whole that did not decode (counted by the reader)
         self._seed_refused = 0
         self._ncpus = _possible_cpus()
         self._stats_fd: int | None = None
@@ -267,6 +268,21 @@ class BpfSource:
             return n + self._read_ring(out)
         return self._read_ring(out)
 
+    def read_rows(self, rows: list[Row], records: list[BpfRecord]) -> int:
+        """Appends every record committed now to ``rows`` undecoded (``records.ROW``), and
+        any held back from the start's self-test to ``records``; returns how many."""
+        n = 0
+        if self._pending:
+            n = len(self._pending)
+            records += self._pending
+            self._pending = []
+        return n + (self._ring.read_rows(rows) if self._ring is not None else 0)
+
+    def unreadable(self) -> int:
+        """Records read that did not decode, or that the program discarded."""
+        ring = self._ring
+        return self.malformed_rows + (ring.malformed + ring.discarded if ring is not None else 0)
+
     def ring_backlog_max(self) -> int:
         """The most bytes found waiting in the ring at one read."""
         return self._ring.max_backlog if self._ring is not None else 0
@@ -348,6 +364,12 @@ def _map_create(map_type: int, key_size: int, value_size: int, entries: int, nam
 
 def _refusal(exc: sc.BpfSyscallError) -> str:
     """The verifier's complaint, in the last lines of its log (where it says what failed)."""
+    if exc.errno == errno.EAGAIN:
+        # Its log then ends mid-program, with no complaint: signals kept interrupting it.
+        return (
+            f"the kernel's verifier was interrupted by signals {sc.LOAD_ATTEMPTS} times in a row"
+            " (a profiler or debugger attached?): try again"
+        )
     lines = [ln for ln in exc.log.strip().splitlines() if ln.strip()]
     tail = " | ".join(lines[-VERIFIER_LINES:]) if lines else exc.strerror
     return f"the kernel's verifier refused the eBPF program: {tail}"

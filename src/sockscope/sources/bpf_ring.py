@@ -21,8 +21,16 @@ import platform
 from collections.abc import Callable
 
 from sockscope.sources.bpf_syscalls import memory_barrier
-from sockscope.wire.ebpf.records import RECORD_SIZE, BpfRecord, RecordError, parse_record, parse_records
-from sockscope.wire.ebpf.ringbuf import walk_ring
+from sockscope.wire.ebpf.records import (
+    RECORD_SIZE,
+    ROW,
+    BpfRecord,
+    RecordError,
+    Row,
+    parse_record,
+    parse_records,
+)
+from sockscope.wire.ebpf.ringbuf import BPF_RINGBUF_HDR_SZ, take_rows, walk_ring
 
 
 class RingReader:
@@ -40,7 +48,10 @@ class RingReader:
         self._data = memoryview(self._prod)[page:]
         self._cons_pos = memoryview(self._cons)[:8].cast("Q")  # item access: one load/store
         self._prod_pos = memoryview(self._prod)[:8].cast("Q")
-        self._fence: Callable[[], None] = (lambda: None) if platform.machine() == "x86_64" else memory_barrier
+        ordered = platform.machine() == "x86_64"
+        self._fence: Callable[[], None] = (lambda: None) if ordered else memory_barrier
+        #: Rows are read in one pass only where loads keep their order (see take_rows).
+        self._one_pass = ordered
         self.discarded = 0  # records the program gave up (it never does: counted anyway)
         self.malformed = 0  # records that did not decode (a layout mismatch: never seen)
         self.max_backlog = 0  # the most bytes found waiting at one read
@@ -78,6 +89,33 @@ class RingReader:
         self._fence()  # our reads are done before the kernel may reuse the space
         self._cons_pos[0] = walk.consumed
         return n
+
+    def read_rows(self, out: list[Row]) -> int:
+        """Appends every record committed now to ``out`` as a raw row (``records.ROW``), the
+        cheapest form to read; returns how many."""
+        cons: int = self._cons_pos[0]
+        prod: int = self._prod_pos[0]
+        if prod == cons:
+            return 0
+        self.max_backlog = max(self.max_backlog, prod - cons)
+        n = 0
+        if self._one_pass:
+            rows, cons = take_rows(self._data, cons, prod, self.size, ROW, RECORD_SIZE)
+            out += rows
+            n = len(rows)
+            if cons == prod:
+                self._cons_pos[0] = cons
+                return n
+        self._fence()
+        walk = walk_ring(self._data, cons, prod, self.size, RECORD_SIZE)
+        self._fence()
+        self.discarded += walk.discarded
+        self.malformed += walk.malformed
+        unpack = ROW.unpack_from
+        out += [unpack(self._data, off - BPF_RINGBUF_HDR_SZ) for off in walk.offsets]
+        self._fence()
+        self._cons_pos[0] = walk.consumed
+        return n + len(walk.offsets)
 
     def _read_one_by_one(self, offsets: list[int], out: list[BpfRecord]) -> int:
         n = 0

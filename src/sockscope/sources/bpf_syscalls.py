@@ -171,20 +171,37 @@ def map_keys(fd: int, key_size: int, limit: int = 1 << 20) -> list[bytes]:
     return keys
 
 
+#: The verifier gives up with EAGAIN when a signal arrives while it works (a terminal
+#: resized, a child exited, a profiler's sampling): the load is tried again, as libbpf does.
+LOAD_ATTEMPTS = 5
+
+
 def prog_load(prog_type: int, insns: bytes, license: str, name: str, log_size: int = 1 << 22) -> int:
     """A loaded program's fd. On a refusal the load is repeated with the verifier's log
     on, and ``BpfSyscallError.log`` holds it."""
     try:
-        return _prog_load(prog_type, insns, license, name, None)
+        return _load_retrying(prog_type, insns, license, name, None)
     except BpfSyscallError as first:
         log = ctypes.create_string_buffer(log_size)
         try:
-            return _prog_load(prog_type, insns, license, name, log)
+            return _load_retrying(prog_type, insns, license, name, log)
         except BpfSyscallError as exc:
             text = log.value.decode(errors="replace")
             raise BpfSyscallError(
                 exc.errno or first.errno or errno.EINVAL, "loading the program", text
             ) from None
+
+
+def _load_retrying(
+    prog_type: int, insns: bytes, license: str, name: str, log: ctypes.Array[ctypes.c_char] | None
+) -> int:
+    for attempt in range(LOAD_ATTEMPTS):
+        try:
+            return _prog_load(prog_type, insns, license, name, log)
+        except BpfSyscallError as exc:
+            if exc.errno != errno.EAGAIN or attempt == LOAD_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _prog_load(

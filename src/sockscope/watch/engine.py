@@ -19,7 +19,7 @@ sighting, flagged as a lower bound.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Protocol
 
 from sockscope.model.diff import Key, diff
@@ -229,14 +229,28 @@ class Engine:
                     # A reset's destroy message has lost its peer's port: it is found by this.
                     touch(self._bpf_closed, (ep.local_port, ep.remote_address, 0), now)
         if bpf.closed_cookies:
-            closed, vanished = self.closed, self.vanished
-            for cookie in bpf.closed_cookies:
-                key = (Proto.TCP, cookie)
-                touch(closed, key, now)
-                vanished.pop(key, None)
+            self._bpf_closed_cookies(bpf.closed_cookies, now)
             bpf.closed_cookies.clear()
         self.stats.opens_missed = bpf.stats.opens_missed
         return self._report(out)
+
+    def on_bpf_closed(self, cookies: Iterable[int], now: float) -> list[Event]:
+        """Sockets whose close an eBPF record reported, by cookie (from ``on_bpf``, or
+        from records a consumer turned into output itself): no dump or destroy message
+        reports them again."""
+        if self.tape is not None:
+            cookies = list(cookies)
+            self.tape.call("bpf_closed", now, self.wall_offset, cookies=cookies)
+        self._bpf_closed_cookies(cookies, now)
+        self.bpf_upto = now
+        return []
+
+    def _bpf_closed_cookies(self, cookies: Iterable[int], now: float) -> None:
+        closed, vanished = self.closed, self.vanished
+        for cookie in cookies:
+            key = (Proto.TCP, cookie)
+            touch(closed, key, now)
+            vanished.pop(key, None)
 
     def on_bpf_losses(self, lost: int, recursion: int, map_full: int, now: float) -> list[Event]:
         """The eBPF program's loss counters, as totals so far: increases are reported."""

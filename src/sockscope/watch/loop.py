@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
 from sockscope.model.diff import Key
 from sockscope.model.endpoint import Endpoint
@@ -34,7 +36,7 @@ from sockscope.watch.engine import Engine, EngineConfig
 from sockscope.watch.owners import OwnerCache
 from sockscope.watch.stats import WatchStats
 from sockscope.watch.traced import Tasks
-from sockscope.wire.ebpf.records import BpfRecord
+from sockscope.wire.ebpf.records import BpfRecord, RecordError, Row, record_of_row
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,6 +66,22 @@ DESTROY_SKEW = 0.001
 TRACE_SLICE = 40
 
 
+class DirectLines(Protocol):
+    """A consumer that turns the eBPF program's raw rows into its output itself (no
+    ``Event`` made for most): ``render.bpf_lines.BpfJsonLines`` for ``watch --jsonl``."""
+
+    def take(
+        self,
+        rows: Sequence[Row],
+        wall_offset: float,
+        counted: Counter[EventKind],
+        slow: Callable[[Row], list[Event]],
+    ) -> list[int]:
+        """Output for ``rows`` in order (``slow`` gives the events of a row it cannot
+        handle itself); returns the cookies of the closes it reported."""
+        ...
+
+
 class WatchSourceError(Exception):
     """A source that was asked for by name cannot run here (one line saying why)."""
 
@@ -81,6 +99,7 @@ class Watcher:
         kinds: frozenset[EventKind] | None = None,
         tape: Callable[[str], None] | None = None,
         full_owners: bool = True,
+        direct: DirectLines | None = None,
     ) -> None:
         # Two dumps a poll: everything but listeners on the fast path (no attributes), and
         # listeners alone with their memory counters (drops). TIME_WAIT remnants never
@@ -122,6 +141,9 @@ class Watcher:
         self._bpf_every = BPF_READ_EVERY
         self._wanted: set[str] = set()
         self._bpf_records: list[BpfRecord] = []
+        #: Takes the eBPF rows in place of the engine (see DirectLines), when given.
+        self.direct = direct
+        self._bpf_rows: list[Row] = []
         stats = WatchStats()
         try:
             ns_inode = self._open(set(sources) if sources is not None else None, stats)
@@ -275,6 +297,8 @@ class Watcher:
             self.trace.close()
             self.trace = None
         if self.bpf is not None:
+            if hasattr(self, "engine"):
+                self.engine.stats.bpf_unreadable = self.bpf.unreadable()
             self.bpf.close()
             self.bpf = None
 
@@ -375,19 +399,44 @@ class Watcher:
     def _read_bpf(self, now: float) -> list[Event]:
         bpf = self.bpf
         assert bpf is not None
+        engine = self.engine
         records = self._bpf_records
         records.clear()
-        bpf.read(records)
-        self._bpf_every = BPF_READ_EVERY if records else min(BPF_READ_IDLE, self._bpf_every * 2)
-        out = self.engine.on_bpf(records, now) if records else []
-        if len(records) > LOSS_CHECK_AFTER:  # a burst: the ring may have filled
+        # Once the destroy broadcasts stand in for lost records, every close goes the
+        # engine's way (it matches the two); a tape records the engine's inputs whole.
+        direct = self.direct if not engine.destroy_net and engine.tape is None else None
+        if direct is None:
+            bpf.read(records)
+            n = len(records)
+            out = engine.on_bpf(records, now) if records else []
+        else:
+            rows = self._bpf_rows
+            rows.clear()
+            n = bpf.read_rows(rows, records)
+            out = engine.on_bpf(records, now) if records else []
+            if rows:
+                closed = direct.take(rows, engine.wall_offset, engine.stats.events, self._row)
+                engine.on_bpf_closed(closed, now)
+        self._bpf_every = BPF_READ_EVERY if n else min(BPF_READ_IDLE, self._bpf_every * 2)
+        if n > LOSS_CHECK_AFTER:  # a burst: the ring may have filled
             out += self._bpf_losses(now)
-        self.engine.bpf_upto = now
+        engine.bpf_upto = now
         return out
+
+    def _row(self, row: Row) -> list[Event]:
+        """The events of one row the direct consumer leaves to the engine."""
+        try:
+            record = record_of_row(row)
+        except RecordError:
+            assert self.bpf is not None
+            self.bpf.malformed_rows += 1
+            return []
+        return self.engine.on_bpf([record], self._last_step)
 
     def _bpf_losses(self, now: float) -> list[Event]:
         assert self.bpf is not None
         c = self.bpf.counters()
+        self.engine.stats.bpf_unreadable = self.bpf.unreadable()
         out = self.engine.on_bpf_losses(c.reserve_failed, c.recursion_misses, c.map_full, now)
         if (c.reserve_failed or c.recursion_misses) and not self.engine.destroy_net:
             out += self._engage_destroy_net(now)

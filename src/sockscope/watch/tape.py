@@ -293,6 +293,7 @@ _FEEDS: dict[str, Callable[[Engine, Line, float], list[Event]]] = {
     "trace_overruns": lambda g, e, now: g.on_trace_overruns(e["total"], now),
     "bpf": lambda g, e, now: g.on_bpf([decode_bpf(v) for v in e["records"]], now),
     "bpf_losses": lambda g, e, now: g.on_bpf_losses(e["lost"], e["recursion"], e["map_full"], now),
+    "bpf_closed": lambda g, e, now: g.on_bpf_closed(e["cookies"], now),
     "settle": lambda g, e, now: g.settle(now),
 }
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 from sockscope._namedtuple import NamedTuple
 from sockscope.model.endpoint import InternedIPv4Address, InternedIPv6Address, IPAddress
@@ -70,6 +71,15 @@ FLAG_NO_ENTRY = 1 << 3
 AF_INET, AF_INET6 = 2, 10
 RECORD = struct.Struct("<IIQQQQII16sHHHBB16s16sQQQII")
 RECORD_SIZE = RECORD.size
+#: A record as it lies in the ring, behind its 8-byte header (``ringbuf.py``): the ring is
+#: a run of these, so one ``iter_unpack`` (in C) reads a whole batch into rows.
+ROW = struct.Struct("<II" + RECORD.format[1:])
+ROW_SIZE = ROW.size
+#: A raw row: header length word, page offset, then the record's fields as packed
+#: (states as numbers, addresses and comm as bytes). Indices of the fields read most:
+R_HEAD, R_KIND, R_FLAGS, R_START, R_TS, R_COOKIE, R_PID, R_COMM = 0, 2, 3, 5, 6, 7, 8, 10
+R_FAMILY, R_SPORT, R_DPORT, R_OLD, R_NEW, R_SADDR, R_DADDR = 11, 12, 13, 14, 15, 16, 17
+Row = tuple[Any, ...]
 # Offsets the program writes at (the table above).
 OFF_KIND = 0
 OFF_FLAGS = 4
@@ -157,8 +167,28 @@ def parse_record(buf: bytes | memoryview, offset: int = 0) -> BpfRecord:
     Written for speed (every connection's record passes here): caches instead of
     decoding, the tuple built positionally.
     """
+    return _decode(RECORD.unpack_from(buf, offset))
+
+
+def record_of_row(row: Row) -> BpfRecord:
+    """The decoded record of a row (``ROW``: its ring header, then its raw fields)."""
+    return _decode(row[2:])
+
+
+def address_of(family: int, raw: bytes) -> IPAddress:
+    """The (interned) address of a record's raw 16 bytes; ``family`` is AF_INET or AF_INET6."""
+    cache = _v4 if family == AF_INET else _v6
+    return cache.get(raw) or _address(cache, family, raw)
+
+
+def comm_of(raw: bytes) -> str:
+    """A record's command name, from its 16 raw bytes."""
+    return _comms.get(raw) or _comm(raw)
+
+
+def _decode(raw: tuple[Any, ...]) -> BpfRecord:
     (kind, flags, skaddr, start, ts, cookie, pid, netns, comm, family, sport, dport, old, new, saddr, daddr,
-     sent, acked, received, srtt, retrans) = RECORD.unpack_from(buf, offset)  # fmt: skip
+     sent, acked, received, srtt, retrans) = raw  # fmt: skip
     old_state, new_state = _STATES[old], _STATES[new]
     if old_state is None or new_state is None:
         raise RecordError(f"record with states {old} -> {new}")

@@ -16,6 +16,7 @@ but the consumer position cannot pass it).
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from sockscope._namedtuple import NamedTuple
 
@@ -79,3 +80,27 @@ def build_header(length: int, *, busy: bool = False, discard: bool = False, pg_o
     """A record header as the kernel writes it (for tests)."""
     word = length | (BPF_RINGBUF_BUSY_BIT if busy else 0) | (BPF_RINGBUF_DISCARD_BIT if discard else 0)
     return struct.pack("<II", word, pg_off)
+
+
+def take_rows(
+    data: bytes | memoryview, cons: int, prod: int, size: int, row: struct.Struct, record_size: int
+) -> tuple[list[tuple[Any, ...]], int]:
+    """The committed records from ``cons`` as rows (``row``: the header, then the record),
+    and the position after them: one ``iter_unpack`` over the span, for a span of whole
+    rows. It stops before the first row that is not a plain committed record (busy,
+    discarded, of another length; or a span that is not whole rows): ``walk_ring`` takes
+    it from there.
+
+    Each row's header is unpacked before its record, in the order the bytes lie: where
+    loads keep their order (x86-64), a header found committed has its record complete.
+    """
+    span = prod - cons
+    if span <= 0 or span % row.size or span > size:
+        return [], cons
+    start = cons & (size - 1)
+    rows = list(row.iter_unpack(data[start : start + span]))
+    heads = [r[0] for r in rows]
+    if heads.count(record_size) != len(heads):
+        good = next(i for i, head in enumerate(heads) if head != record_size)
+        del rows[good:]
+    return rows, cons + len(rows) * row.size

@@ -1,0 +1,177 @@
+"""Pure: JSON lines straight from the eBPF program's raw records, for ``watch --jsonl``.
+
+Most records need nothing from user space: a connection's open, a transition, and the
+close of a connection the program saw born, named by its own or its listener's process.
+For those, the line is formatted from the record's fields as they came out of the ring
+(``wire.ebpf.records.ROW``), with no ``Event`` made on the way, in one loop with no call per row: the text is
+exactly what ``render_event_json`` writes for the event the engine would have made
+(tested), at half the cost. Every other record (a listen, a socket older than the program, one
+without an owner) goes the engine's way, through ``slow``, and is rendered in its place.
+
+This runs only where nothing else needs the events: no filter left to evaluate, no
+recording, no count to stop at (``watch`` decides).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from sockscope.model.endpoint import IPAddress, Owner
+from sockscope.model.event import Event, EventKind
+from sockscope.model.states import Proto, TcpState
+from sockscope.model.tally import Shown
+from sockscope.render.events import _bpf_actor, _bpf_owner, _iso_time, render_event_json
+from sockscope.wire.ebpf.records import (
+    AF_INET,
+    AF_INET6,
+    FLAG_LISTENER,
+    FLAG_MIDLIFE,
+    FLAG_NO_ENTRY,
+    FLAG_PID,
+    KIND_CLOSE,
+    KIND_OPEN,
+    KIND_STATE,
+    Row,
+    address_of,
+    comm_of,
+)
+
+_NAMED = FLAG_PID | FLAG_LISTENER
+_UNSURE_START = FLAG_NO_ENTRY | FLAG_MIDLIFE
+_LISTEN = int(TcpState.LISTEN)
+_TCP = Proto.TCP
+_OPENED, _CLOSED, _STATE = EventKind.OPENED, EventKind.CLOSED, EventKind.STATE
+_FAMILY = {AF_INET: 4, AF_INET6: 6}
+#: '"STATE"' by the tracepoint's number; None for a number that is no state.
+_LABEL: list[str | None] = [None] * 256
+for _s in TcpState:
+    _LABEL[_s] = f'"{_s.label(Proto.TCP)}"'
+_OPEN_TEXT, _STATE_TEXT = '"opened"', '"state"'
+_MAX = 4096  # entries per text cache before it starts over
+
+
+class BpfJsonLines:
+    """Turns rows into JSON lines (appended to ``out``), counted in ``shown``."""
+
+    def __init__(self, out: list[str], shown: Shown, kinds: frozenset[EventKind] | None) -> None:
+        self.out = out
+        self.shown = shown
+        self.closes = kinds is None or _CLOSED in kinds
+        self.opens = kinds is None or _OPENED in kinds
+        self.states = kinds is None or _STATE in kinds
+        self._head: dict[tuple[int, bytes, int], str] = {}
+        self._addr: dict[tuple[int, bytes], tuple[str, IPAddress]] = {}
+        self._who: dict[tuple[int, bytes], tuple[str, str]] = {}
+
+    def take(  # noqa: PLR0912, PLR0915 - one loop, no call per row: see the module doc
+        self,
+        rows: Sequence[Row],
+        wall_offset: float,
+        counted: Counter[EventKind],
+        slow: Callable[[Row], list[Event]],
+    ) -> list[int]:
+        """Lines for ``rows``, in order; returns the cookies of the closes handled here
+        (the engine remembers them, so no other source reports those sockets again)."""
+        out, shown = self.out, self.shown
+        append, connection = out.append, shown.connection
+        head_of, addr_of, who_of = self._head, self._addr, self._who
+        closes, opens, states = self.closes, self.opens, self.states
+        cookies: list[int] = []
+        n_open = n_close = n_state = 0
+        for row in rows:
+            (_h, _p, kind, flags, _sk, start, ts, cookie, pid, _ns, comm, family, sport, dport, old, new,
+             saddr, daddr, sent, _acked, received, srtt, retrans) = row  # fmt: skip
+            if kind == KIND_CLOSE:
+                if flags & _UNSURE_START or not flags & _NAMED or old == _LISTEN or _LABEL[old] is None:
+                    self._slow(slow(row))
+                    continue
+                if cookie:
+                    cookies.append(cookie)
+                if not closes:
+                    continue
+                state = old
+            elif kind in (KIND_OPEN, KIND_STATE):
+                if new == _LISTEN or _LABEL[new] is None or (kind == KIND_STATE and _LABEL[old] is None):
+                    self._slow(slow(row))
+                    continue
+                if not (opens if kind == KIND_OPEN else states):
+                    continue
+                state = new
+            else:
+                self._slow(slow(row))
+                continue
+            if family not in (AF_INET, AF_INET6):
+                self._slow(slow(row))
+                continue
+            local = addr_of.get((family, saddr)) or self._address(family, saddr)
+            remote = addr_of.get((family, daddr)) or self._address(family, daddr)
+            head = head_of.get((state, saddr, family)) or self._head_text(state, saddr, family)
+            if flags & _NAMED:
+                owners, actor = who_of.get((pid, comm)) or self._owner(pid, comm)
+            else:
+                owners, actor = '"owners":[],', '"pid":null,"process":null'
+            if kind == KIND_CLOSE:
+                end = ts / 1e9
+                duration = "null" if not start else f"{end - start / 1e9:.6f}"
+                append(
+                    f'{head}{sport},"remote_address":{remote[0]},"remote_port":{dport},"recv_q":0,'
+                    f'"send_q":0,"uid":null,"inode":0,"cookie":{cookie or "null"},"queued":false,'
+                    f'{owners}"event":"closed","time":"{_iso_time(end + wall_offset)}",'
+                    f'"mono":{end:.6f},"source":"bpf",{actor},"duration":{duration},'
+                    f'"duration_lower_bound":false,"bytes_sent":{sent},"bytes_received":{received},'
+                    f'"rtt":{srtt / 1000!r},"retrans":{retrans}}}'
+                )
+                n_close += 1
+                connection(False, (_TCP, local[1], sport, remote[1], dport))
+            else:
+                mono = (start or ts) / 1e9 if kind == KIND_OPEN else ts / 1e9
+                text = (
+                    f'{head}{sport},"remote_address":{remote[0]},"remote_port":{dport},"recv_q":0,'
+                    f'"send_q":0,"uid":null,"inode":0,"cookie":{cookie or "null"},"queued":false,'
+                    f'{owners}"event":{_OPEN_TEXT if kind == KIND_OPEN else _STATE_TEXT},'
+                    f'"time":"{_iso_time(mono + wall_offset)}","mono":{mono:.6f},"source":"bpf",{actor}'
+                )
+                if kind == KIND_OPEN:
+                    append(text + "}")
+                    n_open += 1
+                    connection(True, (_TCP, local[1], sport, remote[1], dport))
+                else:
+                    append(f'{text},"old_state":{_LABEL[old]}}}')
+                    n_state += 1
+        for kind_, n in ((_OPENED, n_open), (_CLOSED, n_close), (_STATE, n_state)):
+            if n:
+                counted[kind_] += n
+                shown.by_kind[kind_] += n
+                shown.total += n
+        return cookies
+
+    def _slow(self, events: list[Event]) -> None:
+        """Events the engine made (and counted): rendered in their place."""
+        if events:
+            self.out += map(render_event_json, events)
+            self.shown.add_all(events)
+
+    def _address(self, family: int, raw: bytes) -> tuple[str, IPAddress]:
+        if len(self._addr) >= _MAX:
+            self._addr.clear()
+        addr = address_of(family, raw)
+        known = self._addr[family, raw] = (f'"{addr}"', addr)
+        return known
+
+    def _head_text(self, state: int, raw: bytes, family: int) -> str:
+        if len(self._head) >= _MAX:
+            self._head.clear()
+        local = self._addr.get((family, raw)) or self._address(family, raw)
+        text = self._head[state, raw, family] = (
+            f'{{"proto":"tcp","family":{_FAMILY[family]},"state":{_LABEL[state]},'
+            f'"local_address":{local[0]},"local_port":'
+        )
+        return text
+
+    def _owner(self, pid: int, comm: bytes) -> tuple[str, str]:
+        if len(self._who) >= _MAX:
+            self._who.clear()
+        owner = Owner(pid, comm_of(comm), -1)
+        known = self._who[pid, comm] = (_bpf_owner[owner], _bpf_actor[owner])
+        return known
