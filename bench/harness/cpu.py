@@ -1,8 +1,9 @@
 """What a process spent over a window, and what the BPF programs spent in the kernel.
 
 A process's CPU: user and system time from ``/proc/PID/stat`` (clock ticks, 10 ms
-each) for the split, and the total from ``/proc/PID/schedstat`` (nanoseconds) for the
-figure that is judged. Both cover every thread of the process.
+each) for the split, and the total from the schedstat of each of its threads
+(``/proc/PID/task/TID/schedstat``, nanoseconds) for the figure that is judged. Both cover
+every thread of the process: ``/proc/PID/schedstat`` alone is its main thread's.
 
 The BPF programs' run time: ``BPF_ENABLE_STATS`` turns on ``run_time_ns`` and
 ``run_cnt`` for every program while its fd is open; a watcher's programs are the ones
@@ -56,7 +57,9 @@ def read_cpu(pid: int) -> CpuTimes | None:
     """The CPU ``pid`` has used so far (None once it is gone)."""
     try:
         user, system = parse_stat(Path(f"/proc/{pid}/stat").read_text())
-        total = parse_schedstat(Path(f"/proc/{pid}/schedstat").read_text())
+        total = sum(
+            parse_schedstat(task.read_text()) for task in Path(f"/proc/{pid}/task").glob("*/schedstat")
+        )
     except (OSError, ValueError, IndexError):
         return None
     return CpuTimes(user, system, total)

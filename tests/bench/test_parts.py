@@ -49,6 +49,31 @@ def test_own_cpu_grows_with_work():
     assert read_cpu(2**22 + 12345) is None  # above pid_max: never a process
 
 
+def test_cpu_of_every_thread_counts():
+    """A watcher has threads (the destroy guard): their time is its time, as tcplife's
+    single thread's is tcplife's. /proc/PID/schedstat alone would miss it."""
+    import threading  # noqa: PLC0415
+
+    spun, release = threading.Event(), threading.Event()
+
+    def spin() -> None:
+        end = time.thread_time() + 0.1
+        while time.thread_time() < end:
+            pass
+        spun.set()
+        release.wait()  # alive (and idle) while it is read
+
+    before = read_cpu(os.getpid())
+    worker = threading.Thread(target=spin)
+    worker.start()
+    assert spun.wait(30)
+    after = read_cpu(os.getpid())
+    release.set()
+    worker.join()
+    assert before is not None and after is not None
+    assert (after - before).total >= 0.1
+
+
 def test_differences_of_readings():
     assert CpuTimes(3.0, 1.0, 4.5) - CpuTimes(1.0, 0.5, 1.25) == CpuTimes(2.0, 0.5, 3.25)
     assert BpfTime(900, 30) - BpfTime(100, 10) == BpfTime(800, 20)

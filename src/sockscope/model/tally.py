@@ -20,7 +20,7 @@ class Shown:
         self.by_kind: Counter[EventKind] = Counter()
         self.total = 0
         self.connections = 0
-        self._open: set[ConnectionKey] = set()  # seen opening, not closed yet
+        self.open_keys: set[ConnectionKey] = set()  # seen opening, not closed yet
 
     @property
     def kinds(self) -> dict[str, int]:
@@ -43,7 +43,7 @@ class Shown:
 
     def connection(self, opened: bool, key: ConnectionKey) -> None:
         """One connection's open (``opened``) or close shown (not counted by kind here)."""
-        seen = self._open
+        seen = self.open_keys
         if opened:
             if key not in seen:
                 seen.add(key)

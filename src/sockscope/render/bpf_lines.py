@@ -21,7 +21,7 @@ from sockscope.model.endpoint import IPAddress, Owner
 from sockscope.model.event import Event, EventKind
 from sockscope.model.states import Proto, TcpState
 from sockscope.model.tally import Shown
-from sockscope.render.events import _bpf_actor, _bpf_owner, _iso_time, render_event_json
+from sockscope.render.events import _bpf_actor, _bpf_owner, _second_of, render_event_json
 from sockscope.wire.ebpf.records import (
     AF_INET,
     AF_INET6,
@@ -60,7 +60,7 @@ class BpfJsonLines:
         self.closes = kinds is None or _CLOSED in kinds
         self.opens = kinds is None or _OPENED in kinds
         self.states = kinds is None or _STATE in kinds
-        self._head: dict[tuple[int, bytes, int], str] = {}
+        self._head: dict[tuple[int, bytes, int], tuple[str, IPAddress]] = {}
         self._addr: dict[tuple[int, bytes], tuple[str, IPAddress]] = {}
         self._who: dict[tuple[int, bytes], tuple[str, str]] = {}
 
@@ -74,16 +74,16 @@ class BpfJsonLines:
         """Lines for ``rows``, in order; returns the cookies of the closes handled here
         (the engine remembers them, so no other source reports those sockets again)."""
         out, shown = self.out, self.shown
-        append, connection = out.append, shown.connection
-        head_of, addr_of, who_of = self._head, self._addr, self._who
+        append, seen = out.append, shown.open_keys
+        head_of, addr_of, who_of, second_of = self._head, self._addr, self._who, _second_of
         closes, opens, states = self.closes, self.opens, self.states
         cookies: list[int] = []
-        n_open = n_close = n_state = 0
+        n_open = n_close = n_state = new_connections = 0
         for row in rows:
             (_h, _p, kind, flags, _sk, start, ts, cookie, pid, _ns, comm, family, sport, dport, old, new,
              saddr, daddr, sent, _acked, received, srtt, retrans) = row  # fmt: skip
             if kind == KIND_CLOSE:
-                if flags & _UNSURE_START or not flags & _NAMED or old == _LISTEN or _LABEL[old] is None:
+                if flags & _UNSURE_START or not flags & _NAMED or old == _LISTEN:
                     self._slow(slow(row))
                     continue
                 if cookie:
@@ -91,8 +91,8 @@ class BpfJsonLines:
                 if not closes:
                     continue
                 state = old
-            elif kind in (KIND_OPEN, KIND_STATE):
-                if new == _LISTEN or _LABEL[new] is None or (kind == KIND_STATE and _LABEL[old] is None):
+            elif kind == KIND_OPEN or (kind == KIND_STATE and _LABEL[old] is not None):
+                if new == _LISTEN:
                     self._slow(slow(row))
                     continue
                 if not (opens if kind == KIND_OPEN else states):
@@ -101,44 +101,54 @@ class BpfJsonLines:
             else:
                 self._slow(slow(row))
                 continue
-            if family not in (AF_INET, AF_INET6):
+            # The local part and the remote address, each made once and then looked up (a
+            # miss checks the family and the state: a row that fails goes the engine's way).
+            local = head_of.get((state, saddr, family)) or self._local(state, saddr, family)
+            remote = addr_of.get((family, daddr)) or self._address(family, daddr)
+            if local is None or remote is None:
                 self._slow(slow(row))
                 continue
-            local = addr_of.get((family, saddr)) or self._address(family, saddr)
-            remote = addr_of.get((family, daddr)) or self._address(family, daddr)
-            head = head_of.get((state, saddr, family)) or self._head_text(state, saddr, family)
             if flags & _NAMED:
                 owners, actor = who_of.get((pid, comm)) or self._owner(pid, comm)
             else:
                 owners, actor = '"owners":[],', '"pid":null,"process":null'
+            key = (_TCP, local[1], sport, remote[1], dport)  # Shown's identity of a connection
             if kind == KIND_CLOSE:
                 end = ts / 1e9
+                wall = f"{end + wall_offset:.6f}"  # render.events._iso_time, inline
                 duration = "null" if not start else f"{end - start / 1e9:.6f}"
                 append(
-                    f'{head}{sport},"remote_address":{remote[0]},"remote_port":{dport},"recv_q":0,'
+                    f'{local[0]}{sport},"remote_address":{remote[0]},"remote_port":{dport},"recv_q":0,'
                     f'"send_q":0,"uid":null,"inode":0,"cookie":{cookie or "null"},"queued":false,'
-                    f'{owners}"event":"closed","time":"{_iso_time(end + wall_offset)}",'
+                    f'{owners}"event":"closed","time":"{second_of[wall[:-7]]}.{wall[-6:]}+00:00",'
                     f'"mono":{end:.6f},"source":"bpf",{actor},"duration":{duration},'
                     f'"duration_lower_bound":false,"bytes_sent":{sent},"bytes_received":{received},'
                     f'"rtt":{srtt / 1000!r},"retrans":{retrans}}}'
                 )
                 n_close += 1
-                connection(False, (_TCP, local[1], sport, remote[1], dport))
-            else:
-                mono = (start or ts) / 1e9 if kind == KIND_OPEN else ts / 1e9
-                text = (
-                    f'{head}{sport},"remote_address":{remote[0]},"remote_port":{dport},"recv_q":0,'
-                    f'"send_q":0,"uid":null,"inode":0,"cookie":{cookie or "null"},"queued":false,'
-                    f'{owners}"event":{_OPEN_TEXT if kind == KIND_OPEN else _STATE_TEXT},'
-                    f'"time":"{_iso_time(mono + wall_offset)}","mono":{mono:.6f},"source":"bpf",{actor}'
-                )
-                if kind == KIND_OPEN:
-                    append(text + "}")
-                    n_open += 1
-                    connection(True, (_TCP, local[1], sport, remote[1], dport))
+                if key in seen:
+                    seen.discard(key)
                 else:
-                    append(f'{text},"old_state":{_LABEL[old]}}}')
-                    n_state += 1
+                    new_connections += 1  # closed without being seen opening
+                continue
+            mono = (start or ts) / 1e9 if kind == KIND_OPEN else ts / 1e9
+            wall = f"{mono + wall_offset:.6f}"
+            text = (
+                f'{local[0]}{sport},"remote_address":{remote[0]},"remote_port":{dport},"recv_q":0,'
+                f'"send_q":0,"uid":null,"inode":0,"cookie":{cookie or "null"},"queued":false,'
+                f'{owners}"event":{_OPEN_TEXT if kind == KIND_OPEN else _STATE_TEXT},'
+                f'"time":"{second_of[wall[:-7]]}.{wall[-6:]}+00:00","mono":{mono:.6f},"source":"bpf",{actor}'
+            )
+            if kind == KIND_OPEN:
+                append(text + "}")
+                n_open += 1
+                if key not in seen:
+                    seen.add(key)
+                    new_connections += 1
+            else:
+                append(f'{text},"old_state":{_LABEL[old]}}}')
+                n_state += 1
+        shown.connections += new_connections
         for kind_, n in ((_OPENED, n_open), (_CLOSED, n_close), (_STATE, n_state)):
             if n:
                 counted[kind_] += n
@@ -152,22 +162,29 @@ class BpfJsonLines:
             self.out += map(render_event_json, events)
             self.shown.add_all(events)
 
-    def _address(self, family: int, raw: bytes) -> tuple[str, IPAddress]:
+    def _address(self, family: int, raw: bytes) -> tuple[str, IPAddress] | None:
+        if family not in _FAMILY:
+            return None
         if len(self._addr) >= _MAX:
             self._addr.clear()
         addr = address_of(family, raw)
         known = self._addr[family, raw] = (f'"{addr}"', addr)
         return known
 
-    def _head_text(self, state: int, raw: bytes, family: int) -> str:
+    def _local(self, state: int, raw: bytes, family: int) -> tuple[str, IPAddress] | None:
+        """The line's start up to the local port's value, and the local address."""
+        local = self._address(family, raw)
+        label = _LABEL[state]
+        if local is None or label is None:
+            return None
         if len(self._head) >= _MAX:
             self._head.clear()
-        local = self._addr.get((family, raw)) or self._address(family, raw)
-        text = self._head[state, raw, family] = (
-            f'{{"proto":"tcp","family":{_FAMILY[family]},"state":{_LABEL[state]},'
-            f'"local_address":{local[0]},"local_port":'
+        known = self._head[state, raw, family] = (
+            f'{{"proto":"tcp","family":{_FAMILY[family]},"state":{label},'
+            f'"local_address":{local[0]},"local_port":',
+            local[1],
         )
-        return text
+        return known
 
     def _owner(self, pid: int, comm: bytes) -> tuple[str, str]:
         if len(self._who) >= _MAX:
