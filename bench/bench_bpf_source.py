@@ -241,7 +241,7 @@ def write_results(lines: list[str], argv: list[str] | None, wall: float, args: a
         "tcplife has no namespace filter: its records/s and CPU include other namespaces' connections",
         "(other tests on the machine), which the bpf source leaves in the kernel. It names nginx's",
         "server ends `ab` (taken where the close runs, in ab's softirq on loopback), all but 0.1%.",
-        "CPU total from /proc/PID/schedstat (ns); the user+sys split from /proc/PID/stat (10 ms ticks).",
+        "CPU total from every thread's schedstat (ns); the user+sys split from /proc/PID/stat (10 ms ticks).",
         "",
         END,
     ]

@@ -20,7 +20,7 @@ EXPLAIN = [
     "the eBPF program compares the namespace's inode in the kernel), libbpf-tools `tcplife`",
     "(`/usr/sbin/tcplife`, one line per closed socket; it has no namespace filter and sees the",
     "whole host), or none. The watchers take turns in each round. *CPU µs/conn*: the",
-    "watcher's user + system time (from /proc/PID/schedstat) from just before the load to 3 s",
+    "watcher's user + system time (every thread's schedstat) from just before the load to 3 s",
     "after it, per connection in nginx's access log; *vs tcplife*: that over tcplife's in the",
     "same round, median and range of the rounds, judged against the target. *BPF ns/conn*:",
     "the run time of the programs the watcher loaded (`BPF_ENABLE_STATS`), which the kernel",
