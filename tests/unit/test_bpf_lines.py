@@ -9,9 +9,11 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockscope.model.event import EventKind
+from sockscope.model.event import EventKind, EventView
+from sockscope.model.filter import parse_filter
 from sockscope.model.states import TcpState
 from sockscope.model.tally import Shown
+from sockscope.query.pushdown import exact_port_spans
 from sockscope.render.bpf_lines import BpfJsonLines
 from sockscope.render.events import render_event_json
 from sockscope.watch.bpf_events import BpfMerger
@@ -35,6 +37,7 @@ from sockscope.wire.ebpf.records import (
 V4 = [bytes([127, 0, 0, n]) + bytes(12) for n in (1, 2, 9)]
 V6 = [bytes(15) + b"\x01", b"\xfe\x80" + bytes(13) + b"\x07", bytes(10) + b"\xff\xff\x7f\x00\x00\x01"]
 STATES = [int(s) for s in TcpState]
+PORTS = st.one_of(st.sampled_from([0, 5, 53, 80, 443, 1025]), st.integers(0, 65535))
 FLAGS = [0, FLAG_PID, FLAG_LISTENER, FLAG_PID | FLAG_MIDLIFE, FLAG_NO_ENTRY, FLAG_LISTENER | FLAG_MIDLIFE]
 
 
@@ -52,8 +55,8 @@ def rows(draw: st.DrawFn) -> Row:
     fields = (
         kind, draw(st.sampled_from(FLAGS)), draw(st.integers(1, 2**64 - 1)), start, ts,
         draw(st.one_of(st.just(0), st.integers(1, 2**64 - 1))), draw(st.integers(1, 2**22)),
-        4026531840, comm.ljust(16, b"\0")[:16], family, draw(st.integers(0, 65535)),
-        draw(st.integers(0, 65535)), old, new, draw(st.sampled_from(pool)), draw(st.sampled_from(pool)),
+        4026531840, comm.ljust(16, b"\0")[:16], family, draw(PORTS), draw(PORTS), old, new,
+        draw(st.sampled_from(pool)), draw(st.sampled_from(pool)),
         *draw(st.tuples(*[st.integers(0, 2**40)] * 3)), draw(st.integers(0, 2**32 - 1)),
         draw(st.integers(0, 2**20)),
     )  # fmt: skip
@@ -130,3 +133,40 @@ def test_an_owned_close_and_its_open_are_made_here_and_the_rest_by_the_engine() 
     assert json.loads(out[2])["duration"] == 2.0
     assert cookies == [99] and merger.closed_cookies == [98]
     assert counted == Counter({EventKind.OPENED: 1, EventKind.CLOSED: 1})  # the engine counts its own
+
+
+PORT_FILTERS = ["port == 80", "lport in {80, 443}", "rport > 1024 or lport == 5", "rport == 53"]
+
+
+@settings(max_examples=300)
+@given(st.lists(rows(), max_size=12), st.sampled_from(PORT_FILTERS), st.sampled_from(KINDS))
+def test_a_filter_of_ports_alone_is_a_lookup_with_the_filters_answer(
+    batch: list[Row], text: str, kinds: frozenset[EventKind] | None
+) -> None:
+    """``watch --jsonl 'port == 443'`` takes the direct way too: the port spans decide
+    exactly what the filter decides on each event."""
+    flt = parse_filter(text)
+    spans = exact_port_spans(flt)
+    assert spans is not None
+    merger = _merger()
+    expected = [
+        ev
+        for ev in merger.on_records([record_of_row(r) for r in batch])
+        if (kinds is None or ev.kind in kinds) and flt.matches(EventView(ev))
+    ]
+    slow_merger = _merger()
+
+    def slow(row: Row) -> list:  # type: ignore[type-arg]
+        made = slow_merger.on_records([record_of_row(row)])
+        return [ev for ev in made if kinds is None or ev.kind in kinds]
+
+    out: list[str] = []
+    spans_ = [(s.local, s.lo, s.hi) for s in spans]
+    BpfJsonLines(out, Shown(), kinds, spans_, flt.matches).take(batch, 0.0, Counter(), slow)
+    assert out == [render_event_json(ev) for ev in expected]
+
+
+def test_only_port_tests_joined_by_or_are_exact() -> None:
+    assert exact_port_spans(parse_filter("port == 443")) is not None
+    for text in ("port != 443", "lport == 80 and rport == 53", "port == 80 or state == listen", "rport < 5"):
+        assert exact_port_spans(parse_filter(text)) is None, text

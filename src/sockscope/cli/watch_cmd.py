@@ -179,7 +179,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     watcher: Watcher | None = None
     shown = Shown()
     lines: list[str] = []  # output waiting for the next write
-    direct = _direct_lines(args, matches, recorder, lines, shown, kinds)
+    direct = _direct_lines(args, flt, matches, recorder, lines, shown, kinds)
     try:
         try:
             watcher = Watcher(
@@ -229,20 +229,28 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
 def _direct_lines(
     args: argparse.Namespace,
-    matches: object,
+    flt: object | None,
+    matches: Callable[[EventView], bool] | None,
     recorder: Recorder | None,
     lines: list[str],
     shown: Shown,
     kinds: frozenset[EventKind] | None,
 ) -> BpfJsonLines | None:
     """The eBPF records' own way to the output, where nothing but the output needs their
-    events (no filter left to evaluate, no recording, no count): most become JSON lines
-    with no event made."""
-    if not args.jsonl or matches is not None or recorder is not None or args.count is not None:
+    events (no recording, no count, no filter left to evaluate but one of ports alone,
+    which becomes a lookup by port): most become JSON lines with no event made."""
+    if not args.jsonl or recorder is not None or args.count is not None:
         return None
+    ports = None
+    if matches is not None:
+        from sockscope.query.pushdown import exact_port_spans  # noqa: PLC0415
+
+        ports = exact_port_spans(flt)  # type: ignore[arg-type]
+        if ports is None:
+            return None
     from sockscope.render.bpf_lines import BpfJsonLines  # noqa: PLC0415
 
-    return BpfJsonLines(lines, shown, kinds)
+    return BpfJsonLines(lines, shown, kinds, ports, matches)
 
 
 def _open_recorder(args: argparse.Namespace) -> Recorder:

@@ -385,3 +385,33 @@ def _kind_equality(node: Node) -> bool:
     if isinstance(node, Cmp):
         return node.field == "event" and node.op == "=="
     return isinstance(node, Member) and node.field == "event"
+
+
+# -- ports alone (watch's direct lines) ---------------------------------------------------
+
+
+def exact_port_spans(flt: Filter) -> tuple[PortSpan, ...] | None:
+    """For a filter of port tests alone, joined by ``or`` (``port == 443``, ``lport in
+    {80, 443} or rport == 53``): spans such that a connection matches exactly when its
+    local port is in a local span or its remote port in a remote one. None for any other
+    filter (a negation, an ``and``, another field), which must be evaluated as it is."""
+    spans: list[PortSpan] = []
+    pending = [to_nnf(flt.root)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Or):
+            pending += node.items
+            continue
+        if not isinstance(node, Cmp | Member) or node.field not in ("lport", "rport"):
+            return None
+        if isinstance(node, Cmp) and (node.op not in _PORT_OPS or not isinstance(node.value, int)):
+            return None
+        if isinstance(node, Member) and not all(isinstance(i, int | Range) for i in node.items):
+            return None
+        if not _port_atom(node)[1]:
+            return None
+        spans += (PortSpan(node.field == "lport", lo, hi) for lo, hi in _port_ranges(node))
+    return tuple(spans)
+
+
+_PORT_OPS = frozenset({"==", "<", "<=", ">", ">="})

@@ -8,8 +8,9 @@ exactly what ``render_event_json`` writes for the event the engine would have ma
 (tested), at half the cost. Every other record (a listen, a socket older than the program, one
 without an owner) goes the engine's way, through ``slow``, and is rendered in its place.
 
-This runs only where nothing else needs the events: no filter left to evaluate, no
-recording, no count to stop at (``watch`` decides).
+This runs only where nothing else needs the events: no recording, no count to stop at,
+and no filter left to evaluate but one of ports alone, which is then a lookup by port
+here (and ``matches`` for the engine's events) (``watch`` decides).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from sockscope.model.endpoint import IPAddress, Owner
-from sockscope.model.event import Event, EventKind
+from sockscope.model.event import Event, EventKind, EventView
 from sockscope.model.states import Proto, TcpState
 from sockscope.model.tally import Shown
 from sockscope.render.events import _bpf_actor, _bpf_owner, _second_of, render_event_json
@@ -41,7 +42,7 @@ _NAMED = FLAG_PID | FLAG_LISTENER
 _UNSURE_START = FLAG_NO_ENTRY | FLAG_MIDLIFE
 _LISTEN = int(TcpState.LISTEN)
 _TCP = Proto.TCP
-_OPENED, _CLOSED, _STATE = EventKind.OPENED, EventKind.CLOSED, EventKind.STATE
+_OPENED, _CLOSED, _STATE, _LOST = EventKind.OPENED, EventKind.CLOSED, EventKind.STATE, EventKind.LOST
 _FAMILY = {AF_INET: 4, AF_INET6: 6}
 #: '"STATE"' by the tracepoint's number; None for a number that is no state.
 _LABEL: list[str | None] = [None] * 256
@@ -54,9 +55,26 @@ _MAX = 4096  # entries per text cache before it starts over
 class BpfJsonLines:
     """Turns rows into JSON lines (appended to ``out``), counted in ``shown``."""
 
-    def __init__(self, out: list[str], shown: Shown, kinds: frozenset[EventKind] | None) -> None:
+    def __init__(
+        self,
+        out: list[str],
+        shown: Shown,
+        kinds: frozenset[EventKind] | None,
+        ports: Sequence[tuple[bool, int, int]] | None = None,
+        matches: Callable[[EventView], bool] | None = None,
+    ) -> None:
+        """``ports``: (local?, lo, hi) spans, one of which a row's local or remote port must
+        be in, exactly what ``matches`` (for the engine's events) decides."""
         self.out = out
         self.shown = shown
+        self.matches = matches
+        # One flag per port number, local and remote: a test per row costs two indexings.
+        self.local_ok: bytearray | None = None
+        self.remote_ok = bytearray(65536)
+        if ports is not None:
+            self.local_ok = bytearray(65536)
+            for local, lo, hi in ports:
+                (self.local_ok if local else self.remote_ok)[lo : hi + 1] = b"\1" * (hi - lo + 1)
         self.closes = kinds is None or _CLOSED in kinds
         self.opens = kinds is None or _OPENED in kinds
         self.states = kinds is None or _STATE in kinds
@@ -77,6 +95,7 @@ class BpfJsonLines:
         append, seen = out.append, shown.open_keys
         head_of, addr_of, who_of, second_of = self._head, self._addr, self._who, _second_of
         closes, opens, states = self.closes, self.opens, self.states
+        local_ok, remote_ok = self.local_ok, self.remote_ok
         cookies: list[int] = []
         n_open = n_close = n_state = new_connections = 0
         for row in rows:
@@ -88,14 +107,16 @@ class BpfJsonLines:
                     continue
                 if cookie:
                     cookies.append(cookie)
-                if not closes:
+                if not closes or (local_ok is not None and not (local_ok[sport] or remote_ok[dport])):
                     continue
                 state = old
             elif kind == KIND_OPEN or (kind == KIND_STATE and _LABEL[old] is not None):
                 if new == _LISTEN:
                     self._slow(slow(row))
                     continue
-                if not (opens if kind == KIND_OPEN else states):
+                if not (opens if kind == KIND_OPEN else states) or (
+                    local_ok is not None and not (local_ok[sport] or remote_ok[dport])
+                ):
                     continue
                 state = new
             else:
@@ -158,6 +179,9 @@ class BpfJsonLines:
 
     def _slow(self, events: list[Event]) -> None:
         """Events the engine made (and counted): rendered in their place."""
+        if events and self.matches is not None:
+            matches = self.matches
+            events = [ev for ev in events if ev.kind is _LOST or matches(EventView(ev))]
         if events:
             self.out += map(render_event_json, events)
             self.shown.add_all(events)
