@@ -1,4 +1,4 @@
-"""JSON lines made straight from the eBPF program's rows are exactly the lines of the
+"""JSON and text lines made straight from the eBPF program's rows are exactly the lines of the
 events the engine makes of the same records, and the summary counts them the same."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from sockscope.model.filter import parse_filter
 from sockscope.model.states import TcpState
 from sockscope.model.tally import Shown
 from sockscope.query.pushdown import exact_port_spans
-from sockscope.render.bpf_lines import BpfJsonLines
-from sockscope.render.events import render_event_json
+from sockscope.render.addresses import Notation
+from sockscope.render.bpf_lines import BpfLines
+from sockscope.render.events import render_event_json, render_event_line
 from sockscope.watch.bpf_events import BpfMerger
 from sockscope.wire.ebpf.records import (
     AF_INET,
@@ -94,15 +95,38 @@ def test_each_line_is_the_engines_line(
     out: list[str] = []
     shown = Shown()
     counted: Counter[EventKind] = Counter()
-    cookies = BpfJsonLines(out, shown, kinds).take(batch, wall, counted, slow)
+    cookies = BpfLines(out, shown, kinds).take(batch, wall, counted, slow)
 
     assert out == [render_event_json(ev) for ev in expected]
     for line in out:
         json.loads(line)
     assert shown.by_kind == want_shown.by_kind and shown.total == want_shown.total
     assert shown.connections == want_shown.connections
-    assert set(cookies) | set(slow_merger.closed_cookies) == set(merger.closed_cookies)
-    assert not set(cookies) & set(slow_merger.closed_cookies)
+    assert sorted(cookies + slow_merger.closed_cookies) == sorted(merger.closed_cookies)
+
+
+@settings(max_examples=200)
+@given(st.lists(rows(), max_size=12), st.sampled_from(KINDS), st.floats(1e9, 2e9), st.booleans())
+def test_each_text_line_is_the_engines_text_line(
+    batch: list[Row], kinds: frozenset[EventKind] | None, wall: float, bsd: bool
+) -> None:
+    """``watch`` without ``--jsonl``: the same, in the text columns, Linux or BSD style."""
+    nt = Notation(bsd=bsd)
+    merger = _merger()
+    merger.wall_offset = wall
+    expected = [
+        ev for ev in merger.on_records([record_of_row(r) for r in batch]) if kinds is None or ev.kind in kinds
+    ]
+    slow_merger = _merger()
+    slow_merger.wall_offset = wall
+
+    def slow(row: Row) -> list:  # type: ignore[type-arg]
+        made = slow_merger.on_records([record_of_row(row)])
+        return [ev for ev in made if kinds is None or ev.kind in kinds]
+
+    out: list[str] = []
+    BpfLines(out, Shown(), kinds, text=nt).take(batch, wall, Counter(), slow)
+    assert out == [render_event_line(ev, nt) for ev in expected]
 
 
 def test_an_owned_close_and_its_open_are_made_here_and_the_rest_by_the_engine() -> None:
@@ -126,7 +150,7 @@ def test_an_owned_close_and_its_open_are_made_here_and_the_rest_by_the_engine() 
 
     out: list[str] = []
     counted: Counter[EventKind] = Counter()
-    cookies = BpfJsonLines(out, Shown(), None).take(batch, 0.0, counted, slow)
+    cookies = BpfLines(out, Shown(), None).take(batch, 0.0, counted, slow)
     assert handed == [KIND_LISTEN, KIND_CLOSE]
     assert [json.loads(line)["event"] for line in out] == ["listen", "opened", "closed", "closed"]
     assert [json.loads(line)["process"] for line in out] == ["nginx", "nginx", "nginx", None]
@@ -162,7 +186,7 @@ def test_a_filter_of_ports_alone_is_a_lookup_with_the_filters_answer(
 
     out: list[str] = []
     spans_ = [(s.local, s.lo, s.hi) for s in spans]
-    BpfJsonLines(out, Shown(), kinds, spans_, flt.matches).take(batch, 0.0, Counter(), slow)
+    BpfLines(out, Shown(), kinds, spans_, flt.matches).take(batch, 0.0, Counter(), slow)
     assert out == [render_event_json(ev) for ev in expected]
 
 

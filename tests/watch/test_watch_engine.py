@@ -87,6 +87,31 @@ def test_a_port_filter_run_in_the_kernel_misses_nothing(netns: str, source: str)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the bpf source needs root")
+def test_text_lines_of_every_connection_with_its_process(netns: str) -> None:
+    """watch's default output takes the eBPF rows' direct way too: the same facts."""
+    load = start_load(netns, N, PORT, delay=1.5)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["watch", "--netns", netns, "--source", "bpf,destroy,poll", "--duration", "6s"],
+        Env(stdout=out, stderr=err),
+    )
+    load_pid = int(load.communicate(timeout=30)[0].split()[0])
+    assert code == 0, err.getvalue()
+    ends: Counter[tuple[str, str]] = Counter()
+    for line in out.getvalue().splitlines():
+        words = line.split()
+        if len(words) < 7 or words[1] not in ("opened", "closed"):
+            continue
+        local, remote, who = words[3], words[4], words[6]
+        end = "server" if local == f"127.0.0.1:{PORT}" else "client" if remote == f"127.0.0.1:{PORT}" else ""
+        if end:
+            assert who.endswith(f"/{load_pid}"), line
+            ends[end, words[1]] += 1
+    assert ends == {(e, k): N for e in ("server", "client") for k in ("opened", "closed")}
+    assert "# lost events: 0" in out.getvalue()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the bpf source needs root")
 def test_closes_only_are_asked_of_the_kernel_and_all_come(netns: str) -> None:
     events, _, load_pid = run_with_load(netns, "--source", "bpf,destroy,poll", "event == closed")
     assert {e["event"] for e in events} == {"closed"}

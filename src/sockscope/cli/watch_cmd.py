@@ -25,7 +25,7 @@ from sockscope.render.events import render_event_json, render_event_line
 
 if TYPE_CHECKING:
     from sockscope.record.sqlite import Recorder
-    from sockscope.render.bpf_lines import BpfJsonLines
+    from sockscope.render.bpf_lines import BpfLines
     from sockscope.watch import Watcher, WatchStats
 
 DESCRIPTION = """\
@@ -235,11 +235,11 @@ def _direct_lines(
     lines: list[str],
     shown: Shown,
     kinds: frozenset[EventKind] | None,
-) -> BpfJsonLines | None:
+) -> BpfLines | None:
     """The eBPF records' own way to the output, where nothing but the output needs their
     events (no recording, no count, no filter left to evaluate but one of ports alone,
-    which becomes a lookup by port): most become JSON lines with no event made."""
-    if not args.jsonl or recorder is not None or args.count is not None:
+    which becomes a lookup by port): most become lines with no event made."""
+    if recorder is not None or args.count is not None:
         return None
     ports = None
     if matches is not None:
@@ -248,9 +248,9 @@ def _direct_lines(
         ports = exact_port_spans(flt)  # type: ignore[arg-type]
         if ports is None:
             return None
-    from sockscope.render.bpf_lines import BpfJsonLines  # noqa: PLC0415
+    from sockscope.render.bpf_lines import BpfLines  # noqa: PLC0415
 
-    return BpfJsonLines(lines, shown, kinds, ports, matches)
+    return BpfLines(lines, shown, kinds, ports, matches, text=None if args.jsonl else Notation(bsd=args.bsd))
 
 
 def _open_recorder(args: argparse.Namespace) -> Recorder:

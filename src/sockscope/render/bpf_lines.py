@@ -1,11 +1,11 @@
-"""Pure: JSON lines straight from the eBPF program's raw records, for ``watch --jsonl``.
+"""Pure: ``watch``'s lines (JSON or text) straight from the eBPF program's raw records.
 
 Most records need nothing from user space: a connection's open, a transition, and the
 close of a connection the program saw born, named by its own or its listener's process.
 For those, the line is formatted from the record's fields as they came out of the ring
 (``wire.ebpf.records.ROW``), with no ``Event`` made on the way, in one loop with no call per row: the text is
-exactly what ``render_event_json`` writes for the event the engine would have made
-(tested), at half the cost. Every other record (a listen, a socket older than the program, one
+exactly what ``render_event_json`` (or ``render_event_line``) writes for the event the
+engine would have made (tested), at half the cost. Every other record (a listen, a socket older than the program, one
 without an owner) goes the engine's way, through ``slow``, and is rendered in its place.
 
 This runs only where nothing else needs the events: no recording, no count to stop at,
@@ -17,12 +17,29 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from sockscope.model.endpoint import IPAddress, Owner
 from sockscope.model.event import Event, EventKind, EventView
 from sockscope.model.states import Proto, TcpState
 from sockscope.model.tally import Shown
-from sockscope.render.events import _bpf_actor, _bpf_owner, _second_of, render_event_json
+from sockscope.render.addresses import Notation
+from sockscope.render.events import (
+    _KIND_COLUMN,
+    _PROTO_COLUMN,
+    _STATE_COLUMN,
+    _bpf_actor,
+    _bpf_owner,
+    _local_second,
+    _second_of,
+    format_duration,
+    format_size,
+    render_event_json,
+    render_event_line,
+)
+from sockscope.render.events import (
+    _who as _who_text,
+)
 from sockscope.wire.ebpf.records import (
     AF_INET,
     AF_INET6,
@@ -49,11 +66,20 @@ _LABEL: list[str | None] = [None] * 256
 for _s in TcpState:
     _LABEL[_s] = f'"{_s.label(Proto.TCP)}"'
 _OPEN_TEXT, _STATE_TEXT = '"opened"', '"state"'
+_NOBODY = ('"owners":[],', '"pid":null,"process":null', "-")
+_STATES: list[TcpState | None] = [None] * 256
+for _s in TcpState:
+    _STATES[_s] = _s
+_KIND_COLUMNS = {
+    KIND_OPEN: _KIND_COLUMN[EventKind.OPENED],
+    KIND_CLOSE: _KIND_COLUMN[EventKind.CLOSED],
+    KIND_STATE: _KIND_COLUMN[EventKind.STATE],
+}
 _MAX = 4096  # entries per text cache before it starts over
 
 
-class BpfJsonLines:
-    """Turns rows into JSON lines (appended to ``out``), counted in ``shown``."""
+class BpfLines:
+    """Turns rows into JSON or text lines (appended to ``out``), counted in ``shown``."""
 
     def __init__(
         self,
@@ -62,10 +88,16 @@ class BpfJsonLines:
         kinds: frozenset[EventKind] | None,
         ports: Sequence[tuple[bool, int, int]] | None = None,
         matches: Callable[[EventView], bool] | None = None,
+        text: Notation | None = None,
     ) -> None:
         """``ports``: (local?, lo, hi) spans, one of which a row's local or remote port must
-        be in, exactly what ``matches`` (for the engine's events) decides."""
+        be in, exactly what ``matches`` (for the engine's events) decides. ``text``: text
+        lines in this notation (``render_event_line``) instead of JSON."""
         self.out = out
+        self.text = text
+        self.render: Callable[[Event], str] = (
+            render_event_json if text is None else partial(render_event_line, nt=text)
+        )
         self.shown = shown
         self.matches = matches
         # One flag per port number, local and remote: a test per row costs two indexings.
@@ -80,7 +112,8 @@ class BpfJsonLines:
         self.states = kinds is None or _STATE in kinds
         self._head: dict[tuple[int, bytes, int], tuple[str, IPAddress]] = {}
         self._addr: dict[tuple[int, bytes], tuple[str, IPAddress]] = {}
-        self._who: dict[tuple[int, bytes], tuple[str, str]] = {}
+        self._who: dict[tuple[int, bytes], tuple[str, str, str]] = {}
+        self._ends: dict[tuple[IPAddress, int], str] = {}
 
     def take(  # noqa: PLR0912, PLR0915 - one loop, no call per row: see the module doc
         self,
@@ -95,7 +128,7 @@ class BpfJsonLines:
         append, seen = out.append, shown.open_keys
         head_of, addr_of, who_of, second_of = self._head, self._addr, self._who, _second_of
         closes, opens, states = self.closes, self.opens, self.states
-        local_ok, remote_ok = self.local_ok, self.remote_ok
+        local_ok, remote_ok, nt = self.local_ok, self.remote_ok, self.text
         cookies: list[int] = []
         n_open = n_close = n_state = new_connections = 0
         for row in rows:
@@ -130,11 +163,13 @@ class BpfJsonLines:
                 self._slow(slow(row))
                 continue
             if flags & _NAMED:
-                owners, actor = who_of.get((pid, comm)) or self._owner(pid, comm)
+                owners, actor, who = who_of.get((pid, comm)) or self._owner(pid, comm)
             else:
-                owners, actor = '"owners":[],', '"pid":null,"process":null'
+                owners, actor, who = _NOBODY
             key = (_TCP, local[1], sport, remote[1], dport)  # Shown's identity of a connection
-            if kind == KIND_CLOSE:
+            if nt is not None:
+                append(self._text(row, state, local[1], remote[1], who, wall_offset, nt))
+            elif kind == KIND_CLOSE:
                 end = ts / 1e9
                 wall = f"{end + wall_offset:.6f}"  # render.events._iso_time, inline
                 duration = "null" if not start else f"{end - start / 1e9:.6f}"
@@ -146,28 +181,28 @@ class BpfJsonLines:
                     f'"duration_lower_bound":false,"bytes_sent":{sent},"bytes_received":{received},'
                     f'"rtt":{srtt / 1000!r},"retrans":{retrans}}}'
                 )
+            else:
+                mono = (start or ts) / 1e9 if kind == KIND_OPEN else ts / 1e9
+                wall = f"{mono + wall_offset:.6f}"
+                text = (
+                    f'{local[0]}{sport},"remote_address":{remote[0]},"remote_port":{dport},"recv_q":0,'
+                    f'"send_q":0,"uid":null,"inode":0,"cookie":{cookie or "null"},"queued":false,'
+                    f'{owners}"event":{_OPEN_TEXT if kind == KIND_OPEN else _STATE_TEXT},'
+                    f'"time":"{second_of[wall[:-7]]}.{wall[-6:]}+00:00","mono":{mono:.6f},"source":"bpf",{actor}'
+                )
+                append(f"{text}}}" if kind == KIND_OPEN else f'{text},"old_state":{_LABEL[old]}}}')
+            if kind == KIND_CLOSE:
                 n_close += 1
                 if key in seen:
                     seen.discard(key)
                 else:
                     new_connections += 1  # closed without being seen opening
-                continue
-            mono = (start or ts) / 1e9 if kind == KIND_OPEN else ts / 1e9
-            wall = f"{mono + wall_offset:.6f}"
-            text = (
-                f'{local[0]}{sport},"remote_address":{remote[0]},"remote_port":{dport},"recv_q":0,'
-                f'"send_q":0,"uid":null,"inode":0,"cookie":{cookie or "null"},"queued":false,'
-                f'{owners}"event":{_OPEN_TEXT if kind == KIND_OPEN else _STATE_TEXT},'
-                f'"time":"{second_of[wall[:-7]]}.{wall[-6:]}+00:00","mono":{mono:.6f},"source":"bpf",{actor}'
-            )
-            if kind == KIND_OPEN:
-                append(text + "}")
+            elif kind == KIND_OPEN:
                 n_open += 1
                 if key not in seen:
                     seen.add(key)
                     new_connections += 1
             else:
-                append(f'{text},"old_state":{_LABEL[old]}}}')
                 n_state += 1
         shown.connections += new_connections
         for kind_, n in ((_OPENED, n_open), (_CLOSED, n_close), (_STATE, n_state)):
@@ -183,7 +218,7 @@ class BpfJsonLines:
             matches = self.matches
             events = [ev for ev in events if ev.kind is _LOST or matches(EventView(ev))]
         if events:
-            self.out += map(render_event_json, events)
+            self.out += map(self.render, events)
             self.shown.add_all(events)
 
     def _address(self, family: int, raw: bytes) -> tuple[str, IPAddress] | None:
@@ -210,9 +245,47 @@ class BpfJsonLines:
         )
         return known
 
-    def _owner(self, pid: int, comm: bytes) -> tuple[str, str]:
+    def _owner(self, pid: int, comm: bytes) -> tuple[str, str, str]:
         if len(self._who) >= _MAX:
             self._who.clear()
         owner = Owner(pid, comm_of(comm), -1)
-        known = self._who[pid, comm] = (_bpf_owner[owner], _bpf_actor[owner])
+        known = self._who[pid, comm] = (_bpf_owner[owner], _bpf_actor[owner], _who_text[owner])
         return known
+
+    def _text(
+        self,
+        row: Row,
+        state: int,
+        laddr: IPAddress,
+        raddr: IPAddress,
+        who: str,
+        wall_offset: float,
+        nt: Notation,
+    ) -> str:
+        """``render_event_line`` of the row's event: watch's text lines (which cost more
+        than the JSON and are written less under load: a call per row is fine here)."""
+        (_h, _p, kind, _f, _sk, start, ts, _c, _pid, _ns, _comm, family, sport, dport, old, _new, _sa, _da,
+         sent, _acked, received, srtt, retrans) = row  # fmt: skip
+        end = ts / 1e9
+        mono = (start or ts) / 1e9 if kind == KIND_OPEN else end
+        clock = f"{mono + wall_offset:.6f}"  # render.events._clock, inline
+        ends = self._ends
+        local = ends.get((laddr, sport)) or self._end(laddr, sport, nt)
+        remote = ends.get((raddr, dport)) or self._end(raddr, dport, nt)
+        column = _STATE_COLUMN[_STATES[state], _STATES[old] if kind == KIND_STATE else None, _TCP]
+        line = (
+            f"{_local_second[clock[:-7]]}.{clock[-6:-3]} {_KIND_COLUMNS[kind]} "
+            f"{_PROTO_COLUMN[_TCP, _FAMILY[family]]} {local:<21} {remote:<21} {column} {who}"
+        )
+        if kind != KIND_CLOSE:
+            return line
+        if start:
+            line += f" dur={format_duration(end - start / 1e9)}"
+        line += f" sent={format_size(sent)} recv={format_size(received)} rtt={srtt / 1000:.2f}ms"
+        return f"{line} retrans={retrans}" if retrans else line
+
+    def _end(self, addr: IPAddress, port: int, nt: Notation) -> str:
+        if len(self._ends) >= _MAX:
+            self._ends.clear()
+        text = self._ends[addr, port] = nt.join(nt.host(addr), nt.port(port, _TCP))
+        return text

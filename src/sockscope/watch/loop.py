@@ -68,7 +68,7 @@ TRACE_SLICE = 40
 
 class DirectLines(Protocol):
     """A consumer that turns the eBPF program's raw rows into its output itself (no
-    ``Event`` made for most): ``render.bpf_lines.BpfJsonLines`` for ``watch --jsonl``."""
+    ``Event`` made for most): ``render.bpf_lines.BpfLines`` for ``watch``."""
 
     def take(
         self,
