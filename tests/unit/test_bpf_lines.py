@@ -9,7 +9,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockscope.model.event import EventKind, EventView
+from sockscope.model.event import Event, EventKind, EventView
 from sockscope.model.filter import parse_filter
 from sockscope.model.states import TcpState
 from sockscope.model.tally import Shown
@@ -72,37 +72,41 @@ def _merger() -> BpfMerger:
 KINDS = [None, frozenset(EventKind) - {EventKind.STATE}, frozenset({EventKind.CLOSED})]
 
 
+class EngineWay:
+    """The engine's events for a batch (``expected``), and a second merger that makes the
+    events of the rows the direct way hands back (``slow``)."""
+
+    def __init__(self, batch: list[Row], kinds: frozenset[EventKind] | None, wall: float) -> None:
+        self.kinds = kinds
+        self.merger, self.slow_merger = _merger(), _merger()
+        self.merger.wall_offset = self.slow_merger.wall_offset = wall
+        made = self.merger.on_records([record_of_row(r) for r in batch])
+        self.expected = [ev for ev in made if kinds is None or ev.kind in kinds]
+
+    def slow(self, row: Row) -> list[Event]:
+        made = self.slow_merger.on_records([record_of_row(row)])
+        return [ev for ev in made if self.kinds is None or ev.kind in self.kinds]
+
+
 @settings(max_examples=300)
 @given(st.lists(rows(), max_size=12), st.sampled_from(KINDS), st.floats(1e9, 2e9))
 def test_each_line_is_the_engines_line(
     batch: list[Row], kinds: frozenset[EventKind] | None, wall: float
 ) -> None:
-    merger = _merger()
-    merger.wall_offset = wall
-    expected = [
-        ev for ev in merger.on_records([record_of_row(r) for r in batch]) if kinds is None or ev.kind in kinds
-    ]
+    way = EngineWay(batch, kinds, wall)
     want_shown = Shown()
-    want_shown.add_all(expected)
-
-    slow_merger = _merger()
-    slow_merger.wall_offset = wall
-
-    def slow(row: Row) -> list:  # type: ignore[type-arg]
-        made = slow_merger.on_records([record_of_row(row)])
-        return [ev for ev in made if kinds is None or ev.kind in kinds]
-
+    want_shown.add_all(way.expected)
     out: list[str] = []
     shown = Shown()
     counted: Counter[EventKind] = Counter()
-    cookies = BpfLines(out, shown, kinds).take(batch, wall, counted, slow)
+    cookies = BpfLines(out, shown, kinds).take(batch, wall, counted, way.slow)
 
-    assert out == [render_event_json(ev) for ev in expected]
+    assert out == [render_event_json(ev) for ev in way.expected]
     for line in out:
         json.loads(line)
     assert shown.by_kind == want_shown.by_kind and shown.total == want_shown.total
     assert shown.connections == want_shown.connections
-    assert sorted(cookies + slow_merger.closed_cookies) == sorted(merger.closed_cookies)
+    assert sorted(cookies + way.slow_merger.closed_cookies) == sorted(way.merger.closed_cookies)
 
 
 @settings(max_examples=200)
@@ -112,21 +116,10 @@ def test_each_text_line_is_the_engines_text_line(
 ) -> None:
     """``watch`` without ``--jsonl``: the same, in the text columns, Linux or BSD style."""
     nt = Notation(bsd=bsd)
-    merger = _merger()
-    merger.wall_offset = wall
-    expected = [
-        ev for ev in merger.on_records([record_of_row(r) for r in batch]) if kinds is None or ev.kind in kinds
-    ]
-    slow_merger = _merger()
-    slow_merger.wall_offset = wall
-
-    def slow(row: Row) -> list:  # type: ignore[type-arg]
-        made = slow_merger.on_records([record_of_row(row)])
-        return [ev for ev in made if kinds is None or ev.kind in kinds]
-
+    way = EngineWay(batch, kinds, wall)
     out: list[str] = []
-    BpfLines(out, Shown(), kinds, text=nt).take(batch, wall, Counter(), slow)
-    assert out == [render_event_line(ev, nt) for ev in expected]
+    BpfLines(out, Shown(), kinds, text=nt).take(batch, wall, Counter(), way.slow)
+    assert out == [render_event_line(ev, nt) for ev in way.expected]
 
 
 def test_an_owned_close_and_its_open_are_made_here_and_the_rest_by_the_engine() -> None:
