@@ -3,14 +3,16 @@
 Most records need nothing from user space: a connection's open, a transition, and the
 close of a connection the program saw born, named by its own or its listener's process.
 For those, the line is formatted from the record's fields as they came out of the ring
-(``wire.ebpf.records.ROW``), with no ``Event`` made on the way, in one loop with no call per row: the text is
-exactly what ``render_event_json`` (or ``render_event_line``) writes for the event the
-engine would have made (tested), at half the cost. Every other record (a listen, a socket older than the program, one
-without an owner) goes the engine's way, through ``slow``, and is rendered in its place.
+(``wire.ebpf.records.ROW``), with no ``Event`` made on the way: the text is exactly what
+``render_event_json`` (or ``render_event_line``) writes for the event the engine would
+have made (tested), at half the cost. JSON lines are made in the loop itself, with no
+call per row (the output under load); text lines with one. Every other record (a
+listen, a socket older than the program, one without an owner) goes the engine's way,
+through ``slow``, and is rendered in its place.
 
 This runs only where nothing else needs the events: no recording, no count to stop at,
 and no filter left to evaluate but one of ports alone, which is then a lookup by port
-here (and ``matches`` for the engine's events) (``watch`` decides).
+here and ``matches`` for the engine's events (``watch`` decides).
 """
 
 from __future__ import annotations
