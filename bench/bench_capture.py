@@ -43,7 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_watch import DOC, HOST, Nginx, StartError, cpu_seconds, find_tool, run_ab
+from harness.cpu import read_cpu
+from harness.stage import HOST, Stage, StageError
 from results_file import command_line, replace_section, section_head
 
 BEGIN = "<!-- bench_capture:begin -->"
@@ -53,6 +54,23 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 NGINX_PORT, BULK_PORT, UDP_PORT = 18100, 18101, 18102
 READY_TIMEOUT = 30.0
+
+
+class StartError(RuntimeError):
+    """A capturer did not start: that run has no figures."""
+
+
+def find_tool(name: str) -> str | None:
+    """``name`` on PATH, or in the sbin directories a non-root PATH may lack."""
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of every thread of ``pid`` (as ``wait4`` reports them at its exit)."""
+    cpu = read_cpu(pid)
+    return None if cpu is None else cpu.user + cpu.system
+
+
 DUMPCAP_SETTLE = 0.3  # dumpcap says "Capturing on" a little before it sees packets
 AFTER_LOAD = 0.5
 HANDSHAKES_PCAP = "tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0"
@@ -270,7 +288,7 @@ def best_rates(results: list[Result]) -> list[str]:
 
 def run(args: argparse.Namespace, tmp: Path) -> list[str]:
     out: list[str] = []
-    nginx_bin, ab = find_tool("nginx"), find_tool("ab")
+    nginx_bin, ab, netns = find_tool("nginx"), find_tool("ab"), os.environ.get(NETNS_ENV)
     print("bulk transfer", flush=True)
     results = [capture(k, "bulk", tmp, lambda: bulk(args.bulk_seconds), "", []) for k in CAPTURERS]
     out += ["### Bulk transfer on loopback", "", *table(results, "load bytes/s"), ""]
@@ -291,18 +309,19 @@ def run(args: argparse.Namespace, tmp: Path) -> list[str]:
         *best_rates(sweep),
         "",
     ]
-    if nginx_bin is None or ab is None:
-        return [*out, "nginx or ab missing: churn not measured", ""]
+    if nginx_bin is None or ab is None or netns is None:
+        return [*out, "nginx, ab or a namespace of its own missing: churn not measured", ""]
     print("nginx + ab churn", flush=True)
-    nginx = Nginx(nginx_bin, tmp / "nginx", NGINX_PORT)
-    (tmp / "nginx").mkdir()
-    nginx.start()
     churn: list[Result] = []
-    url = f"http://{HOST}:{NGINX_PORT}{DOC}"
+    # nginx and ab in this namespace (the one the captures watch), which the stage keeps.
+    try:
+        stage = Stage(NGINX_PORT, netns=netns).__enter__()
+    except StageError as exc:
+        return [*out, f"nginx did not start: {exc}", ""]
     try:
 
         def ab_run() -> float:
-            return run_ab(ab, url, args.requests, args.concurrency, None).rate
+            return stage.ab(args.requests, args.concurrency).rate
 
         port_pcap, port_ours = f"tcp port {NGINX_PORT}", [f"port == {NGINX_PORT}"]
         for kind in CAPTURERS:
@@ -319,7 +338,7 @@ def run(args: argparse.Namespace, tmp: Path) -> list[str]:
                 )
             )
     finally:
-        nginx.stop()
+        stage.close()
     out += [f"### nginx + `ab -n {args.requests} -c {args.concurrency}`", "", *table(churn, "ab conn/s"), ""]
     return out
 

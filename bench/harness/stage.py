@@ -115,9 +115,11 @@ def _nogroup() -> str:
 class Stage:
     """A network namespace with loopback up and nginx listening on HOST:port in it."""
 
-    def __init__(self, port: int = PORT, workers: int = 2) -> None:
+    def __init__(self, port: int = PORT, workers: int = 2, netns: str | None = None) -> None:
+        """``netns``: a namespace that exists (the caller's, kept), instead of a new one."""
         self.port, self.workers = port, workers
-        self.ns = f"sockscope-bench-{uuid.uuid4().hex[:8]}"
+        self.given_ns = netns is not None
+        self.ns = netns or f"sockscope-bench-{uuid.uuid4().hex[:8]}"
         self.tmp = Path(tempfile.mkdtemp(prefix="sockscope-bench-"))
         self.access_log = self.tmp / "access.log"
         self.nginx: subprocess.Popen[bytes] | None = None
@@ -125,9 +127,10 @@ class Stage:
 
     def __enter__(self) -> Stage:
         try:
-            subprocess.run(["ip", "netns", "add", self.ns], check=True, capture_output=True)
-            self._netns = True
-            subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+            if not self.given_ns:
+                subprocess.run(["ip", "netns", "add", self.ns], check=True, capture_output=True)
+                self._netns = True
+                subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
             self._start_nginx()
         except BaseException:
             self.close()
