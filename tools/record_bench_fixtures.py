@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-
+from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 from harness.measure import measure  # noqa: E402
 from harness.stage import Stage  # noqa: E402
 from harness.watchers import WatcherSpec, prepare_signals  # noqa: E402
@@ -60,4 +60,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    parse(__doc__)
     sys.exit(main())

@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 
 from sockscope.sources.tracefs import EVENT, READ_SIZE, TRACEFS, TraceSession  # noqa: E402
 
@@ -69,4 +70,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parse(__doc__)
     main()

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
-
+from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 from results_file import command_line, replace_section, section_head  # noqa: E402
 
 from sockscope.model.endpoint import Endpoint  # noqa: E402
@@ -103,6 +103,7 @@ def destroy_message() -> bytes:
 
 
 def main() -> None:
+    args = parse(__doc__, ("--write-results", "replace this section of bench/RESULTS.md"))
     layout = parse_format((FIXTURES / "format.txt").read_text())
     pages = [
         bytes.fromhex(ln)
@@ -209,7 +210,7 @@ def main() -> None:
             f"| {CORE_SHARE / conn:,.0f} conn/s |"
         )
     print("\n".join(lines))
-    if "--write-results" in sys.argv[1:]:
+    if args.write_results:
         env = {
             "python": sys.version.split()[0],
             "cpu": platform.processor() or platform.machine(),
