@@ -16,7 +16,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 from harness.measure import measure  # noqa: E402
 from harness.stage import Stage  # noqa: E402
 from harness.watchers import WatcherSpec, prepare_signals  # noqa: E402
@@ -60,5 +59,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from _cli import parse  # tools/_cli.py, beside this file (run as a script)
+
     parse(__doc__)
     sys.exit(main())

@@ -23,7 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 
 from sockscope.wire.ebpf import btf as b  # noqa: E402
 from sockscope.wire.ebpf.layout import KERNEL_MEMBERS, kernel_offsets  # noqa: E402
@@ -104,5 +103,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from _cli import parse  # tools/_cli.py, beside this file (run as a script)
+
     parse(__doc__)
     main()

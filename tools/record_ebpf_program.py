@@ -15,7 +15,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
-from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 from tests.helpers.ebpf import CTX, FDS, OFF  # noqa: E402
 
 from sockscope.wire.ebpf.asm import describe_insn, parse_insns  # noqa: E402
@@ -51,5 +50,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from _cli import parse  # tools/_cli.py, beside this file (run as a script)
+
     parse(__doc__)
     main()

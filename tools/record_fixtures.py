@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 from tests.cli.golden_cases import CASES, GOLDEN, PROC  # noqa: E402
 from tests.helpers import scenario  # noqa: E402
 from tests.helpers.replay import RecordingSocket  # noqa: E402
@@ -144,6 +143,8 @@ def _copy_proc() -> None:
 
 
 if __name__ == "__main__":
+    from _cli import parse  # tools/_cli.py, beside this file (run as a script)
+
     if parse(__doc__, ("--golden", "record the golden listings' /proc instead")).golden:
         record_golden()
     else:

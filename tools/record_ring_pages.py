@@ -23,7 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 
 from sockscope.sources.bpf import BpfSource  # noqa: E402
 from sockscope.sources.netns import entered_netns  # noqa: E402
@@ -87,5 +86,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from _cli import parse  # tools/_cli.py, beside this file (run as a script)
+
     parse(__doc__)
     main()

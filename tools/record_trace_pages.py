@@ -19,7 +19,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 
 from sockscope.sources.tracefs import EVENT, READ_SIZE, TRACEFS, TraceSession  # noqa: E402
 
@@ -70,5 +69,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from _cli import parse  # tools/_cli.py, beside this file (run as a script)
+
     parse(__doc__)
     main()

@@ -32,7 +32,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
-from _cli import parse  # noqa: E402 - tools/_cli.py, beside this file
 from results_file import command_line, replace_section, section_head  # noqa: E402
 
 from sockscope.model.endpoint import Endpoint  # noqa: E402
@@ -103,6 +102,8 @@ def destroy_message() -> bytes:
 
 
 def main() -> None:
+    from _cli import parse  # noqa: PLC0415 - tools/_cli.py, beside this file (run as a script)
+
     args = parse(__doc__, ("--write-results", "replace this section of bench/RESULTS.md"))
     layout = parse_format((FIXTURES / "format.txt").read_text())
     pages = [
