@@ -140,6 +140,37 @@ def test_connections_older_than_the_capture_are_named(netns: str, tmp_path: Path
 
 
 @needs_capture
+def test_a_udp_flow_shorter_than_the_poll_is_named(netns: str, tmp_path: Path) -> None:
+    """UDP sockets are known from dumps alone: the first packet of one not known yet asks
+    for a dump at once, so a flow of half a second (half the poll interval) is named."""
+    script = (
+        "import os, socket, time\n"
+        "open('/proc/self/comm', 'w').write('udpburst')\n"
+        "rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rx.bind(('127.0.0.1', 2626))\n"
+        "tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); tx.connect(('127.0.0.1', 2626))\n"
+        "print(os.getpid(), flush=True)\n"
+        "for i in range(25):\n"
+        "    tx.send(b'%02d' % i); rx.recv(2); time.sleep(0.02)\n"
+    )
+    out = tmp_path / "udp.pcapng"
+    cap = start_capture("--netns", netns, "-w", str(out), "udp and port == 2626")
+    burst = subprocess.run(
+        ["ip", "netns", "exec", netns, "python3", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    pid = int(burst.stdout.split()[0])
+    time.sleep(2.0)  # past the packets' wait for a label
+    status, err = cap.stop()
+    assert status == 0, err
+    rows = tshark_fields(out, "udp.dstport", "frame.comment")
+    assert len(rows) == 25
+    assert all(f"PID: {pid}\\nCmd: udpburst" in r[1] for r in rows), rows
+
+
+@needs_capture
 def test_handshakes_only_with_headers_only(netns: str, tmp_path: Path) -> None:
     out = tmp_path / "hs.pcapng"
     load = Load(netns, "hsload", 20, 2525)

@@ -306,6 +306,7 @@ def open_capture(opts: CaptureOptions) -> Capture:
             filter_text=filter_description(opts),
             netns_comment=f"netNsInode: {inode}, netNsPath: {path}"
             + (f", netns: {opts.netns}" if opts.netns else ""),
+            ask_dump=feed.watcher.request_poll if feed is not None else None,
         )
     except BaseException:
         if feed is not None:

@@ -23,6 +23,11 @@ from sockscope.wire.pcapng import build_enhanced_packet_parts, build_flags_optio
 from sockscope.wire.tpacket import ARPHRD_LOOPBACK, Flow, Frame, linktype_for, packet_flags, parse_flow
 
 LABEL_WAIT = 1.5
+#: UDP sockets are known from dumps alone: a packet of one not known yet asks the watcher
+#: for a dump at once (a flow shorter than the poll interval would go unlabelled), at
+#: most this often.
+DUMP_ASK_EVERY = 0.2
+IPPROTO_UDP = 17
 HOLD_BYTES = 64 << 20
 TICK = 0.1
 #: At the end, packets still waiting for their process wait at most this much more.
@@ -72,8 +77,11 @@ class Session:
         limits: Limits,
         filter_text: str,
         netns_comment: str,
+        ask_dump: Callable[[], None] | None = None,
     ) -> None:
         self.ring, self.out, self.snaplen = ring, out, snaplen
+        self.ask_dump = ask_dump
+        self._asked_at = -DUMP_ASK_EVERY
         self.index = index
         self.labels = labels and index is not None
         self.matcher = matcher
@@ -141,6 +149,13 @@ class Session:
             if held:
                 held.append((frame, flow, now))
                 self.held_bytes += len(frame.data)
+                if (
+                    flow is not None
+                    and flow[0] == IPPROTO_UDP
+                    and now - self._asked_at >= DUMP_ASK_EVERY
+                    and not self._sides(frame, flow)[1]
+                ):
+                    self._ask_dump(now)  # queued behind another: still asks for its owner
                 continue
             entries, complete = self._sides(frame, flow)
             if complete:
@@ -148,6 +163,13 @@ class Session:
             else:
                 held.append((frame, flow, now))
                 self.held_bytes += len(frame.data)
+                if flow is not None and flow[0] == IPPROTO_UDP:
+                    self._ask_dump(now)
+
+    def _ask_dump(self, now: float) -> None:
+        if self.ask_dump is not None and now - self._asked_at >= DUMP_ASK_EVERY:
+            self._asked_at = now
+            self.ask_dump()
 
     def _sides(self, frame: Frame, flow: Flow | None) -> tuple[list[Entry], bool]:
         if flow is None or self.index is None:

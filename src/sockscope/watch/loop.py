@@ -16,6 +16,7 @@ engine's (``watch.engine``). Sources, chosen automatically unless named:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import time
@@ -136,6 +137,11 @@ class Watcher:
         self.bpf: BpfSource | None = None
         self.polls = 0
         self.behind = False  # the last step left records unread
+        #: A dump asked for from another thread (``request_poll``), and the pipe that
+        #: wakes the loop for it.
+        self._poll_asked = False
+        self._owners_retry: float | None = None  # an asked dump's owner scan, put off until
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._last_step = 0.0
         self._busy = False  # the last step handled events: the next one pauses first
         self._bpf_every = BPF_READ_EVERY
@@ -286,8 +292,19 @@ class Watcher:
         """The latest dump's sockets by identity (listeners with drops, SYN_RECV children)."""
         return self.engine.table
 
+    def request_poll(self) -> None:
+        """Ask for a dump now, from any thread: a consumer that met a socket no event told
+        of (a UDP socket, which only dumps show) need not wait for the next interval."""
+        self._poll_asked = True
+        with contextlib.suppress(OSError):  # full (a wake-up is pending) or closed
+            os.write(self._wake_w, b"!")
+
     def close(self) -> None:
         """Release every source (programs detached, tracefs instance removed); safe twice."""
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
         if self.destroy is not None:
             self.destroy.close()
             self.destroy = None
@@ -331,17 +348,27 @@ class Watcher:
         while until is None or time.monotonic() < until:
             if idle is not None:
                 idle()
-            wake = next_poll if until is None else min(next_poll, until)
+            retry = self._owners_retry
+            wake = next_poll if retry is None else min(next_poll, retry)
+            wake = wake if until is None else min(wake, until)
             batch = self.step(max(0.0, wake - time.monotonic()))
             if batch:
                 yield batch
             now = time.monotonic()
-            if now >= next_poll or self.engine.wants_dump:
-                self.engine.wants_dump = False
+            due = now >= next_poll
+            retry_due = retry is not None and now >= retry
+            if due or retry_due or self.engine.wants_dump or self._poll_asked:
+                asked, wanted = self._poll_asked or retry_due, self.engine.wants_dump
+                self.engine.wants_dump = self._poll_asked = False
+                self._owners_retry = None
                 polled = self._poll()
+                if asked and self.owners is not None and self.owners.deferred:
+                    # The asker needs the owners: dump again when a scan is allowed.
+                    self._owners_retry = self.owners.next_scan
                 if polled:
                     yield polled
-                next_poll = max(next_poll + self.interval, time.monotonic())
+                if due or wanted:  # a dump asked from outside leaves the interval's own be
+                    next_poll = max(next_poll + self.interval, time.monotonic())
 
     def step(self, timeout: float) -> list[Event]:
         """Wait up to ``timeout`` for the event sources and handle what they delivered."""
@@ -391,10 +418,14 @@ class Watcher:
             if pause > 0:
                 time.sleep(pause)
                 timeout -= pause
-        if not fds:
-            time.sleep(timeout)
-            return []
-        return select.select(fds, [], [], timeout)[0]
+        if self._poll_asked:
+            timeout = 0.0
+        fds.append(self._wake_r)
+        ready = select.select(fds, [], [], timeout)[0]
+        if self._wake_r in ready:
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 4096)
+        return ready
 
     def _read_bpf(self, now: float) -> list[Event]:
         bpf = self.bpf

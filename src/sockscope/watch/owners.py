@@ -26,6 +26,13 @@ class OwnerCache:
         self.owners: dict[int, list[Owner]] = {}
         self.last_scan = -1e9
         self.denied = 0
+        #: The last refresh left owners unknown because a scan was too soon.
+        self.deferred = False
+
+    @property
+    def next_scan(self) -> float:
+        """When a scan is allowed again (monotonic)."""
+        return self.last_scan + self.min_interval
 
     def refresh_for(self, inodes: Iterable[int], likely: Iterable[int] = ()) -> None:
         """Learn the owners of ``inodes`` that are not known yet.
@@ -34,6 +41,7 @@ class OwnerCache:
         are looked at first: a few directories instead of every process's. Only what
         they do not hold costs a scan of ``/proc``, rate-limited as above.
         """
+        self.deferred = False
         missing = [i for i in inodes if i and i not in self.owners]
         if not missing:
             return
@@ -47,6 +55,7 @@ class OwnerCache:
                 return
         now = time.monotonic()
         if now - self.last_scan < self.min_interval:
+            self.deferred = True
             return
         self.owners, self.denied = self.procfs.read_owners()
         self.last_scan = time.monotonic()
