@@ -18,7 +18,6 @@ from sockscope.wire.ebpf.records import (
     KIND_LISTEN,
     KIND_OPEN,
     KIND_STATE,
-    R_SPORT,
     RECORD,
     RECORD_SIZE,
     ROW,
@@ -188,7 +187,7 @@ def test_rows_of_the_recorded_ring_in_one_pass_are_its_records() -> None:
 def test_rows_stop_before_a_busy_record_and_leave_the_rest_to_the_walk() -> None:
     data, cons, prod = ring([entry(1), entry(2), entry(3, busy=True), entry(4)], start=1024 - 200)
     rows, upto = take_rows(data, cons, prod, 1024, ROW, RECORD_SIZE)
-    assert [r[R_SPORT] for r in rows] == [1, 2] and upto == cons + 2 * STEP
+    assert [record_of_row(r).sport for r in rows] == [1, 2] and upto == cons + 2 * STEP
     walk = walk_ring(data, upto, prod, 1024, RECORD_SIZE)
     assert walk.busy and walk.consumed == upto
 
@@ -199,4 +198,4 @@ def test_rows_leave_a_span_of_other_lengths_to_the_walk() -> None:
     assert take_rows(data, cons, prod, 1024, ROW, RECORD_SIZE) == ([], cons)  # not whole rows
     data, cons, prod = ring([entry(1), entry(2, discard=True), entry(3)], start=0)
     rows, upto = take_rows(data, cons, prod, 1024, ROW, RECORD_SIZE)
-    assert [r[R_SPORT] for r in rows] == [1] and upto == cons + STEP
+    assert [record_of_row(r).sport for r in rows] == [1] and upto == cons + STEP

@@ -81,7 +81,7 @@ class Session:
     ) -> None:
         self.ring, self.out, self.snaplen = ring, out, snaplen
         self.ask_dump = ask_dump
-        self._asked_at = -DUMP_ASK_EVERY
+        self._checked_at = -DUMP_ASK_EVERY
         self.index = index
         self.labels = labels and index is not None
         self.matcher = matcher
@@ -146,29 +146,21 @@ class Session:
                 self.emit(frame, None, none)
                 continue
             flow = parse_flow(frame.data, frame.l3)
-            if held:
-                held.append((frame, flow, now))
-                self.held_bytes += len(frame.data)
-                if (
-                    flow is not None
-                    and flow[0] == IPPROTO_UDP
-                    and now - self._asked_at >= DUMP_ASK_EVERY
-                    and not self._sides(frame, flow)[1]
-                ):
-                    self._ask_dump(now)  # queued behind another: still asks for its owner
-                continue
-            entries, complete = self._sides(frame, flow)
-            if complete:
-                self.emit(frame, flow, entries)
-            else:
-                held.append((frame, flow, now))
-                self.held_bytes += len(frame.data)
-                if flow is not None and flow[0] == IPPROTO_UDP:
-                    self._ask_dump(now)
+            if not held:
+                entries, complete = self._sides(frame, flow)
+                if complete:
+                    self.emit(frame, flow, entries)
+                    continue
+            held.append((frame, flow, now))
+            self.held_bytes += len(frame.data)
+            # Queued behind another packet or not, an unknown UDP socket asks for a dump
+            # (looked at no more often than a dump may be asked for).
+            if flow is not None and flow[0] == IPPROTO_UDP and now - self._checked_at >= DUMP_ASK_EVERY:
+                self._ask_if_unknown(frame, flow, now)
 
-    def _ask_dump(self, now: float) -> None:
-        if self.ask_dump is not None and now - self._asked_at >= DUMP_ASK_EVERY:
-            self._asked_at = now
+    def _ask_if_unknown(self, frame: Frame, flow: Flow, now: float) -> None:
+        self._checked_at = now
+        if self.ask_dump is not None and not self._sides(frame, flow)[1]:
             self.ask_dump()
 
     def _sides(self, frame: Frame, flow: Flow | None) -> tuple[list[Entry], bool]:

@@ -73,12 +73,9 @@ RECORD = struct.Struct("<IIQQQQII16sHHHBB16s16sQQQII")
 RECORD_SIZE = RECORD.size
 #: A record as it lies in the ring, behind its 8-byte header (``ringbuf.py``): the ring is
 #: a run of these, so one ``iter_unpack`` (in C) reads a whole batch into rows.
+#: A row is the header's length word and page offset, then the record's fields as packed
+#: (states as numbers, addresses and comm as bytes).
 ROW = struct.Struct("<II" + RECORD.format[1:])
-ROW_SIZE = ROW.size
-#: A raw row: header length word, page offset, then the record's fields as packed
-#: (states as numbers, addresses and comm as bytes). Indices of the fields read most:
-R_HEAD, R_KIND, R_FLAGS, R_START, R_TS, R_COOKIE, R_PID, R_COMM = 0, 2, 3, 5, 6, 7, 8, 10
-R_FAMILY, R_SPORT, R_DPORT, R_OLD, R_NEW, R_SADDR, R_DADDR = 11, 12, 13, 14, 15, 16, 17
 Row = tuple[Any, ...]
 # Offsets the program writes at (the table above).
 OFF_KIND = 0
